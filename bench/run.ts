@@ -1,0 +1,13 @@
+// `npm run bench`: every benchmark of the project, on this machine, with ratios to in-run baselines.
+import { printTable } from './measure';
+import { benchWire } from './wire';
+
+const only = process.argv[2];
+const suites: Record<string, () => Promise<void>> = {
+  wire: async () => printTable('tensor wire format, 32×64×64×3 float32', await benchWire()),
+};
+
+for (const [name, run] of Object.entries(suites)) {
+  if (only && only !== name) continue;
+  await run();
+}

@@ -1,0 +1,8 @@
+// @protopool/shared: the one contract between the edge and the backend. Pure: no I/O, any runtime.
+export * from './base64';
+export * from './errors';
+export * from './explanation';
+export * from './geometry';
+export * from './manifest';
+export * from './request';
+export * from './wire';
