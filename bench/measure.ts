@@ -24,7 +24,13 @@ export function printTable(title: string, rows: BenchResult[]): void {
   console.log(`\n## ${title}`);
   for (const r of rows) {
     const ratio = r.ratio === undefined ? 'baseline' : `${r.ratio.toFixed(2)}x`;
-    const extra = r.extra ? `  ${Object.entries(r.extra).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
-    console.log(`${r.name.padEnd(48)} ${r.medianMs.toFixed(2).padStart(10)} ms  ${ratio.padStart(9)}${extra}`);
+    const extra = r.extra
+      ? `  ${Object.entries(r.extra)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`
+      : '';
+    console.log(
+      `${r.name.padEnd(48)} ${r.medianMs.toFixed(2).padStart(10)} ms  ${ratio.padStart(9)}${extra}`,
+    );
   }
 }

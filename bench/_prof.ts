@@ -1,0 +1,39 @@
+import * as tf from '@tensorflow/tfjs';
+import { initEngine } from '../gpu-backend/src/engine';
+import { buildBackbone } from '../gpu-backend/src/model/backbones';
+
+const name = (process.argv[2] ?? 'resnet18') as 'resnet18';
+const size = Number(process.argv[3] ?? 64);
+await initEngine('wasm');
+const m = buildBackbone({ name, inputShape: [size, size, 3], seed: 1 });
+const x = tf.randomNormal([32, size, size, 3]);
+const vars = m.trainableWeights.map((w) => (w as any).val as tf.Variable);
+const opt = tf.train.adam(1e-3);
+const step = () => {
+  const c = opt.minimize(
+    () => (m.apply(x, { training: true }) as tf.Tensor).square().mean() as tf.Scalar,
+    true,
+    vars,
+  );
+  c!.dataSync();
+  c!.dispose();
+};
+for (let i = 0; i < 6; i++) {
+  const t0 = performance.now();
+  step();
+  console.log('step', (performance.now() - t0).toFixed(0));
+}
+const prof = await tf.profile(step);
+const agg = new Map<string, [number, number]>();
+for (const k of prof.kernels) {
+  const key = k.name + ' ' + JSON.stringify(k.inputShapes?.[0]);
+  const a = agg.get(k.name) ?? [0, 0];
+  a[0] += k.kernelTimeMs as number;
+  a[1]++;
+  agg.set(k.name, a);
+}
+const rows = [...agg.entries()].sort((a, b) => b[1][0] - a[1][0]);
+let total = 0;
+for (const [, v] of rows) total += v[0];
+console.log('total kernel ms', total.toFixed(0));
+for (const [k, v] of rows.slice(0, 25)) console.log(k.padEnd(30), v[0].toFixed(0).padStart(7), v[1]);

@@ -1,0 +1,139 @@
+// Convolution gradients expressed as forward convolutions and matMuls: fast on engines (wasm) whose
+// own backprop kernels are missing (Conv2DBackpropFilter) or slow (Conv2DBackpropInput, ~10x a conv).
+import * as tf from '@tensorflow/tfjs';
+
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+type Pair = [number, number];
+
+function pair(v: number | Pair): Pair {
+  return typeof v === 'number' ? [v, v] : v;
+}
+
+function padInfo(
+  xShape: number[],
+  filterShape: number[],
+  strides: number | Pair,
+  pad: Pad,
+  roundingMode?: 'floor' | 'round' | 'ceil',
+) {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    roundingMode,
+  );
+  return { top: info.padInfo.top, left: info.padInfo.left, outH: info.outHeight, outW: info.outWidth };
+}
+
+/** Pads (positive) or crops (negative) the spatial axes of an NHWC tensor. */
+function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
+  let y = x;
+  if (top > 0 || bottom > 0 || left > 0 || right > 0) {
+    y = tf.pad(y, [
+      [0, 0],
+      [Math.max(top, 0), Math.max(bottom, 0)],
+      [Math.max(left, 0), Math.max(right, 0)],
+      [0, 0],
+    ]);
+  }
+  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
+    const [b, h, w, c] = y.shape;
+    const t = Math.max(-top, 0);
+    const l = Math.max(-left, 0);
+    y = tf.slice(y, [0, t, l, 0], [b, h - t - Math.max(-bottom, 0), w - l - Math.max(-right, 0), c]);
+  }
+  return y;
+}
+
+/** Inserts (s−1) zeros between neighbouring cells: the transpose of striding. */
+function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return dy;
+  const [b, h, w, c] = dy.shape;
+  const spread = tf.pad(tf.reshape(dy, [b, h, 1, w, 1, c]), [
+    [0, 0],
+    [0, 0],
+    [0, sh - 1],
+    [0, 0],
+    [0, sw - 1],
+    [0, 0],
+  ]);
+  const full = tf.reshape(spread, [b, h * sh, w * sw, c]);
+  return tf.slice(full as tf.Tensor4D, [0, 0, 0, 0], [b, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
+}
+
+/**
+ * dL/dx of `conv2d(x, filter, strides, pad)` (NHWC, dilation 1), as a stride-1 convolution of the
+ * dilated, re-padded output gradient with the spatially flipped, in/out-swapped filter:
+ * dx[i] = Σ_k dy_dilated[i + top − k] · w[k].
+ */
+export function conv2dInputGrad(
+  xShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: number | Pair,
+  pad: Pad,
+  roundingMode?: 'floor' | 'round' | 'ceil',
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [sh, sw] = pair(strides);
+    const [kh, kw] = filter.shape;
+    const [, h, w] = xShape;
+    const { top, left } = padInfo(xShape, filter.shape, strides, pad, roundingMode);
+    if (kh === 1 && kw === 1 && top === 0 && left === 0) {
+      // 1×1: a matMul with the filter's transpose, then the stride undone by dilation.
+      const [b, oh, ow, co] = dy.shape;
+      const ci = filter.shape[2];
+      const g = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
+      const d = dilate(tf.reshape(g, [b, oh, ow, ci]), sh, sw);
+      return padOrCrop(d, 0, h - d.shape[1], 0, w - d.shape[2]);
+    }
+    const d = dilate(dy, sh, sw);
+    const padTop = kh - 1 - top;
+    const padLeft = kw - 1 - left;
+    const padded = padOrCrop(
+      d,
+      padTop,
+      h + kh - 1 - padTop - d.shape[1],
+      padLeft,
+      w + kw - 1 - padLeft - d.shape[2],
+    );
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(padded, flipped, 1, 'valid');
+  });
+}
+
+/**
+ * dL/dfilter of `conv2d(x, filter, strides, pad)` (NHWC, dilation 1). Swapping the batch and channel
+ * axes turns it into one forward convolution whose "filter" is the output gradient, dilated by the
+ * stride: dW[k, ci, co] = Σ_{b,o} x[b, o·s + k − top, ci] · dy[b, o, co].
+ */
+export function conv2dFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  strides: number | Pair,
+  pad: Pad,
+  roundingMode?: 'floor' | 'round' | 'ceil',
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [sh, sw] = pair(strides);
+    const [kh, kw, ci, co] = filterShape;
+    const [b, oh, ow] = dy.shape;
+    const { top, left } = padInfo(x.shape, filterShape, strides, pad, roundingMode);
+    // The input window the forward pass read: rows top-shifted, exactly (oh−1)·s + kh of them.
+    const needH = (oh - 1) * sh + kh;
+    const needW = (ow - 1) * sw + kw;
+    const xp = padOrCrop(x, top, needH - top - x.shape[1], left, needW - left - x.shape[2]);
+    if (kh === 1 && kw === 1) {
+      const xs = sh === 1 && sw === 1 ? xp : tf.stridedSlice(xp, [0, 0, 0, 0], xp.shape, [1, sh, sw, 1]);
+      const g = tf.matMul(tf.reshape(xs, [b * oh * ow, ci]), tf.reshape(dy, [b * oh * ow, co]), true, false);
+      return tf.reshape(g, filterShape);
+    }
+    const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, H, W, b]
+    const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, b, co]
+    const g = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', [sh, sw]); // [ci, kh, kw, co]
+    return tf.transpose(g, [1, 2, 0, 3]) as tf.Tensor4D;
+  });
+}

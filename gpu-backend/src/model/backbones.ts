@@ -1,0 +1,138 @@
+// Feature extractors (NHWC): a small CNN for 28–64 px, ResNet-18/34/50, or any layers model cut at a layer.
+import * as tf from '@tensorflow/tfjs';
+
+export const BACKBONES = ['small-cnn', 'resnet18', 'resnet34', 'resnet50'] as const;
+export type BackboneName = (typeof BACKBONES)[number];
+
+export interface BackboneSpec {
+  name: BackboneName;
+  inputShape: [number, number, number];
+  /** Seed for weight initialisation: the same seed gives the same weights. */
+  seed: number;
+}
+
+/** Seeded initialisers so that a run reproduces; each layer gets its own stream. */
+class Seeds {
+  private next: number;
+  constructor(seed: number) {
+    this.next = seed * 1000;
+  }
+  he() {
+    return tf.initializers.heNormal({ seed: this.next++ });
+  }
+}
+
+const BN = { momentum: 0.9, epsilon: 1e-5 }; // PyTorch's BatchNorm2d defaults (momentum 0.1 there)
+
+function convBn(
+  x: tf.SymbolicTensor,
+  filters: number,
+  kernel: number,
+  stride: number,
+  seeds: Seeds,
+  name: string,
+  relu: boolean,
+): tf.SymbolicTensor {
+  let y = tf.layers
+    .conv2d({
+      filters,
+      kernelSize: kernel,
+      strides: stride,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: seeds.he(),
+      name: `${name}_conv`,
+    })
+    .apply(x) as tf.SymbolicTensor;
+  y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
+  return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
+}
+
+/**
+ * Small CNN: 3×3 conv-BN-ReLU pairs with two 2×2 max-pools, so a 28 px input gives a 7×7 grid and
+ * 64 px gives 16×16 — enough cells for a prototype to localise a part.
+ */
+function smallCnn(input: tf.SymbolicTensor, seeds: Seeds): tf.SymbolicTensor {
+  let x = convBn(input, 32, 3, 1, seeds, 'c1', true);
+  x = convBn(x, 32, 3, 1, seeds, 'c2', true);
+  x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }).apply(x) as tf.SymbolicTensor;
+  x = convBn(x, 64, 3, 1, seeds, 'c3', true);
+  x = convBn(x, 64, 3, 1, seeds, 'c4', true);
+  x = tf.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }).apply(x) as tf.SymbolicTensor;
+  return convBn(x, 128, 3, 1, seeds, 'c5', true);
+}
+
+function basicBlock(x: tf.SymbolicTensor, filters: number, stride: number, seeds: Seeds, name: string) {
+  const inC = x.shape[3]!;
+  let y = convBn(x, filters, 3, stride, seeds, `${name}a`, true);
+  y = convBn(y, filters, 3, 1, seeds, `${name}b`, false);
+  const shortcut =
+    stride !== 1 || inC !== filters ? convBn(x, filters, 1, stride, seeds, `${name}down`, false) : x;
+  const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
+  return tf.layers.reLU({ name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
+}
+
+function bottleneck(x: tf.SymbolicTensor, filters: number, stride: number, seeds: Seeds, name: string) {
+  const inC = x.shape[3]!;
+  const outC = filters * 4;
+  let y = convBn(x, filters, 1, 1, seeds, `${name}a`, true);
+  y = convBn(y, filters, 3, stride, seeds, `${name}b`, true);
+  y = convBn(y, outC, 1, 1, seeds, `${name}c`, false);
+  const shortcut = stride !== 1 || inC !== outC ? convBn(x, outC, 1, stride, seeds, `${name}down`, false) : x;
+  const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
+  return tf.layers.reLU({ name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
+}
+
+const RESNET: Record<'resnet18' | 'resnet34' | 'resnet50', { blocks: number[]; bottleneck: boolean }> = {
+  resnet18: { blocks: [2, 2, 2, 2], bottleneck: false },
+  resnet34: { blocks: [3, 4, 6, 3], bottleneck: false },
+  resnet50: { blocks: [3, 4, 6, 3], bottleneck: true },
+};
+
+/** ResNet (He et al. 2016) without its pooling and classifier: 224 px → 7×7 grid. */
+function resnet(input: tf.SymbolicTensor, name: keyof typeof RESNET, seeds: Seeds): tf.SymbolicTensor {
+  const { blocks, bottleneck: useBottleneck } = RESNET[name];
+  let x = convBn(input, 64, 7, 2, seeds, 'stem', true);
+  x = tf.layers
+    .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' })
+    .apply(x) as tf.SymbolicTensor;
+  blocks.forEach((count, stage) => {
+    const filters = 64 * 2 ** stage;
+    for (let i = 0; i < count; i++) {
+      const stride = i === 0 && stage > 0 ? 2 : 1;
+      const blockName = `s${stage + 1}b${i + 1}`;
+      x = useBottleneck
+        ? bottleneck(x, filters, stride, seeds, blockName)
+        : basicBlock(x, filters, stride, seeds, blockName);
+    }
+  });
+  return x;
+}
+
+export function buildBackbone(spec: BackboneSpec): tf.LayersModel {
+  const seeds = new Seeds(spec.seed);
+  const input = tf.input({ shape: spec.inputShape, name: 'image' });
+  const features = spec.name === 'small-cnn' ? smallCnn(input, seeds) : resnet(input, spec.name, seeds);
+  return tf.model({ inputs: input, outputs: features, name: spec.name });
+}
+
+/**
+ * A pretrained backbone: any layers model, cut at `layerName` (its output becomes the feature map).
+ * The model must take NHWC images and produce a rank-4 output at that layer.
+ */
+export function cutAtLayer(model: tf.LayersModel, layerName: string): tf.LayersModel {
+  const layer = model.layers.find((l) => l.name === layerName);
+  if (!layer) {
+    const names = model.layers.map((l) => l.name);
+    throw new Error(
+      `no layer "${layerName}" in model "${model.name}" (layers: ${names.slice(0, 12).join(', ')}${names.length > 12 ? ', …' : ''})`,
+    );
+  }
+  const output = layer.output as tf.SymbolicTensor;
+  if (Array.isArray(output) || output.shape.length !== 4) {
+    throw new Error(
+      `layer "${layerName}" must output one rank-4 NHWC feature map, got shape [${String((output as tf.SymbolicTensor).shape)}]`,
+    );
+  }
+  return tf.model({ inputs: model.inputs, outputs: output, name: `${model.name}@${layerName}` });
+}
