@@ -1,10 +1,18 @@
 // Strict RFC 4648 base64 for byte arrays, identical in Node and workerd (no Buffer, no atob limits).
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const ENCODE = new TextEncoder().encode(ALPHABET);
+const ENCODE = Uint8Array.from(ALPHABET, (ch) => ch.charCodeAt(0));
 const PAD = 61; // '='
 const DECODE = new Int16Array(256).fill(-1);
 for (let i = 0; i < ENCODE.length; i++) DECODE[ENCODE[i]!] = i;
-const ascii = new TextDecoder('latin1');
+
+/** ASCII bytes to a string, in chunks small enough for the argument limit of String.fromCharCode. */
+function asciiString(bytes: Uint8Array): string {
+  const parts: string[] = [];
+  for (let i = 0; i < bytes.length; i += 8192) {
+    parts.push(String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]));
+  }
+  return parts.join('');
+}
 
 export function encodeBase64(bytes: Uint8Array): string {
   // Work on byte buffers, not strings: per-character string building is ~100x slower on tensors.
@@ -26,14 +34,18 @@ export function encodeBase64(bytes: Uint8Array): string {
     out[o++] = rest === 2 ? ENCODE[(n >>> 6) & 63]! : PAD;
     out[o++] = PAD;
   }
-  return ascii.decode(out);
+  return asciiString(out);
 }
 
 /** Decodes canonical base64 (padding required); returns null instead of guessing on bad input. */
 export function decodeBase64(text: string): Uint8Array | null {
   if (text.length % 4 !== 0) return null;
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 127) return null;
-  const chars = new TextEncoder().encode(text);
+  const chars = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 127) return null;
+    chars[i] = code;
+  }
   const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
   const out = new Uint8Array((chars.length / 4) * 3 - padding);
   const body = padding ? chars.length - 4 : chars.length;
