@@ -3,6 +3,8 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerConvGradientKernels } from './kernels/register';
+import { registerSegmentSumKernel } from './kernels/segment-sum';
+import { registerTopKGradient } from './kernels/topk-grad';
 
 export const ENGINE_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -42,6 +44,7 @@ async function tryWasm(): Promise<string> {
   if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to initialise');
   await tf.ready();
   registerConvGradientKernels('wasm');
+  registerSegmentSumKernel('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, 1 thread)`;
 }
@@ -72,6 +75,7 @@ export async function initEngine(
     if (!want(name)) continue;
     try {
       const description = await attempt();
+      registerTopKGradient();
       current = { backend: tf.getBackend(), description, skipped };
       return current;
     } catch (err) {

@@ -1,0 +1,65 @@
+// The Dataset interface every loader implements, and batching over it.
+import type { InputSpec } from '@protopool/shared';
+import { permutation } from '../util/random';
+
+export interface Batch {
+  /** Normalised images, NHWC, row-major. */
+  x: Float32Array;
+  shape: [number, number, number, number];
+  labels: Int32Array;
+  /** Stable image ids (e.g. "train/17"), recorded as prototype sources. */
+  ids: string[];
+}
+
+export interface Split {
+  readonly size: number;
+  /** All labels, in index order (for per-class lookups such as projection). */
+  readonly labels: Int32Array;
+  id(index: number): string;
+  /** The un-augmented, normalised images at these indices. */
+  load(indices: readonly number[]): Promise<Batch>;
+}
+
+export interface Dataset {
+  /** The data spec it was opened from, e.g. "fashion-mnist" or "fashion-mnist:/data/fm". */
+  spec: string;
+  /** What was actually read, for people and the manifest, e.g. "Fashion-MNIST (embedded 10k/2k subset)". */
+  description: string;
+  classes: string[];
+  input: InputSpec;
+  train: Split;
+  test: Split;
+}
+
+/** Index batches for one epoch: shuffled by (seed, epoch) when `shuffleSeed` is given; the last may be short. */
+export function epochBatches(size: number, batchSize: number, shuffleSeed?: number): number[][] {
+  const order =
+    shuffleSeed === undefined ? Array.from({ length: size }, (_, i) => i) : permutation(size, shuffleSeed);
+  const out: number[][] = [];
+  for (let i = 0; i < size; i += batchSize) out.push(order.slice(i, i + batchSize));
+  return out;
+}
+
+/** The first `n` examples of a split (deterministic, so quick runs and tests reproduce). */
+export function limitSplit(split: Split, n: number | undefined): Split {
+  if (n === undefined || n >= split.size) return split;
+  return {
+    size: n,
+    labels: split.labels.subarray(0, n),
+    id: (i) => split.id(i),
+    load: (indices) => split.load(indices),
+  };
+}
+
+/**
+ * Yields batches with the next one already loading while the caller trains on the current one
+ * (bounded prefetch of one batch: loading overlaps the step without holding the epoch in memory twice).
+ */
+export async function* prefetch(split: Split, batches: number[][]): AsyncGenerator<Batch> {
+  let next = batches.length ? split.load(batches[0]!) : undefined;
+  for (let i = 0; i < batches.length; i++) {
+    const current = await next!;
+    next = i + 1 < batches.length ? split.load(batches[i + 1]!) : undefined;
+    yield current;
+  }
+}

@@ -1,0 +1,88 @@
+// The ProtoPool network: features (backbone + add-on: 1×1 conv + sigmoid) feeding the prototype head.
+import * as tf from '@tensorflow/tfjs';
+import { type BackboneName, buildBackbone } from './backbones';
+import { type AssignmentMode, type HeadConfig, type HeadOutput, ProtoPoolHead } from './head';
+
+export const ADDON_LAYER = 'addon_conv';
+
+export interface ModelConfig extends HeadConfig {
+  backbone: BackboneName | string;
+  inputShape: [number, number, number];
+  seed: number;
+}
+
+export interface ForwardResult extends HeadOutput {
+  /** [C,M,K] the assignment used. */
+  q: tf.Tensor3D;
+}
+
+/** Appends the add-on to a backbone: z = sigmoid(conv1×1(f) + b), so latents live in [0,1]^D. */
+export function withAddOn(backbone: tf.LayersModel, depth: number, seed: number): tf.LayersModel {
+  const f = backbone.outputs[0]!;
+  const z = tf.layers
+    .conv2d({
+      filters: depth,
+      kernelSize: 1,
+      activation: 'sigmoid',
+      kernelInitializer: tf.initializers.heNormal({ seed: seed * 1000 + 999 }),
+      name: ADDON_LAYER,
+    })
+    .apply(f) as tf.SymbolicTensor;
+  return tf.model({ inputs: backbone.inputs, outputs: z, name: 'features' });
+}
+
+export class ProtoPoolModel {
+  constructor(
+    readonly config: ModelConfig,
+    /** image → z [B,H,W,D]. */
+    readonly features: tf.LayersModel,
+    readonly head: ProtoPoolHead,
+  ) {}
+
+  static create(config: ModelConfig, backbone?: tf.LayersModel): ProtoPoolModel {
+    const trunk =
+      backbone ??
+      buildBackbone({
+        name: config.backbone as BackboneName,
+        inputShape: config.inputShape,
+        seed: config.seed,
+      });
+    return new ProtoPoolModel(
+      config,
+      withAddOn(trunk, config.depth, config.seed),
+      ProtoPoolHead.create(config, config.seed + 7),
+    );
+  }
+
+  /** The feature grid H×W the prototypes see. */
+  get grid(): [number, number] {
+    const shape = this.features.outputs[0]!.shape;
+    return [shape[1]!, shape[2]!];
+  }
+
+  get backboneVariables(): tf.Variable[] {
+    return this.features.layers
+      .filter((l) => l.name !== ADDON_LAYER)
+      .flatMap((l) => l.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+  }
+
+  get addOnVariables(): tf.Variable[] {
+    return this.features
+      .getLayer(ADDON_LAYER)
+      .trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  }
+
+  /** x: [B,H,W,C] normalised images. `training` puts batch norm in batch-statistics mode (and updates its averages). */
+  forward(x: tf.Tensor4D, mode: AssignmentMode, training: boolean): ForwardResult {
+    return tf.tidy(() => {
+      const z = this.features.apply(x, { training }) as tf.Tensor4D;
+      const q = this.head.assignment(mode);
+      return { ...this.head.forward(z, q), q };
+    });
+  }
+
+  dispose(): void {
+    this.features.dispose();
+    this.head.dispose();
+  }
+}

@@ -1,0 +1,83 @@
+// The training configuration: a zod schema (so a config file's mistakes are named by field) and defaults.
+import { FocalVariant } from '@protopool/shared';
+import { z } from 'zod';
+
+const Rate = z.number().min(0).max(10);
+
+export const TrainConfig = z
+  .object({
+    seed: z.number().int().min(0).default(1),
+    model: z
+      .object({
+        backbone: z.string().min(1).default('small-cnn'),
+        /** A pretrained TF.js layers model (model.json) to use as the backbone, cut at `layer`. */
+        pretrained: z.object({ path: z.string().min(1), layer: z.string().min(1) }).optional(),
+        prototypes: z.number().int().min(1).max(10_000).default(40),
+        slotsPerClass: z.number().int().min(1).max(100).default(3),
+        depth: z.number().int().min(1).max(4096).default(64),
+        focal: FocalVariant.default('reference'),
+      })
+      .strict()
+      .prefault({}),
+    batchSize: z.number().int().min(1).max(4096).default(64),
+    epochs: z
+      .object({
+        warmup: z.number().int().min(0).default(1),
+        joint: z.number().int().min(0).default(9),
+        lastLayer: z.number().int().min(0).default(2),
+      })
+      .strict()
+      .prefault({}),
+    /** Epochs over which the Gumbel scale anneals to its maximum (the published runs: 30 of ~40). */
+    gumbelTime: z.number().int().min(0).default(6),
+    lr: z
+      .object({
+        // The published runs fine-tune a pretrained ResNet at 1e-4; a backbone trained from scratch needs more.
+        backbone: Rate.default(1e-3),
+        addOn: Rate.default(3e-3),
+        prototypes: Rate.default(3e-3),
+        slotLogits: Rate.default(3e-3),
+        lastLayer: Rate.default(1e-4),
+      })
+      .strict()
+      .prefault({}),
+    weightDecay: z
+      .object({ backbone: Rate.default(1e-3), addOn: Rate.default(1e-3) })
+      .strict()
+      .prefault({}),
+    /** Step decay of the joint phase: lr × gamma every `every` joint epochs. */
+    lrStep: z
+      .object({ every: z.number().int().min(1).default(5), gamma: z.number().min(0).max(1).default(0.1) })
+      .strict()
+      .prefault({}),
+    loss: z
+      .object({
+        clst: z.number().default(0.8),
+        sep: z.number().default(-0.08),
+        l1: z.number().default(1e-4),
+        ortho: z.number().default(1),
+      })
+      .strict()
+      .prefault({}),
+    /** Mixup (λ ~ Beta(α, α)) as in the published runs; off by default for short schedules. */
+    mixup: z.object({ alpha: z.number().positive() }).strict().optional(),
+    limits: z
+      .object({ train: z.number().int().min(1).optional(), test: z.number().int().min(1).optional() })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type TrainConfig = z.infer<typeof TrainConfig>;
+
+export function totalEpochs(c: TrainConfig): number {
+  return c.epochs.warmup + c.epochs.joint + c.epochs.lastLayer;
+}
+
+export type Phase = 'warmup' | 'joint' | 'lastLayer';
+
+export function phaseOf(c: TrainConfig, epoch: number): Phase {
+  if (epoch < c.epochs.warmup) return 'warmup';
+  if (epoch < c.epochs.warmup + c.epochs.joint) return 'joint';
+  return 'lastLayer';
+}

@@ -1,0 +1,334 @@
+// The phased ProtoPool trainer: warm-up, joint, projection, last-layer fine-tuning; checkpoint every epoch.
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { type Dataset, epochBatches, limitSplit, prefetch, type Split } from '../data/dataset';
+import { writeDirAtomic } from '../io/files';
+import { loadLayersFromDir, serialiseModel } from '../io/model-files';
+import { gumbelNoise, gumbelScale } from '../model/assignment';
+import { cutAtLayer } from '../model/backbones';
+import { HEAD_DEFAULTS } from '../model/head';
+import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
+import { ProtoPoolModel } from '../model/protopool';
+import { betaSample, deriveSeed, mulberry32, permutation } from '../util/random';
+import {
+  type EpochRecord,
+  latestCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainerState,
+} from './checkpoint';
+import { type Phase, phaseOf, type TrainConfig, totalEpochs } from './config';
+import { evaluate } from './evaluate';
+import { buildManifest } from './manifest';
+import { GroupedAdam } from './optimizer';
+import { project } from './projection';
+
+export interface StepInfo {
+  epoch: number;
+  phase: Phase;
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainEvents {
+  onEpochStart?(info: { epoch: number; phase: Phase; steps: number; epochs: number }): void;
+  onStep?(info: StepInfo): void;
+  onEpochEnd?(record: EpochRecord): void;
+  /** Everything worth a line in the JSON-lines log. */
+  onLog?(event: Record<string, unknown>): void;
+}
+
+export interface TrainOptions {
+  dataset: Dataset;
+  config: TrainConfig;
+  outDir: string;
+  resume: boolean;
+  command: string;
+  events?: TrainEvents;
+}
+
+export interface TrainResult {
+  modelDir: string;
+  history: EpochRecord[];
+  final: { accuracy: number; loss: number; prototypesUsed: number; unusedPrototypes: number[] };
+  resumedFrom: number | null;
+}
+
+const GROUPS_BY_PHASE: Record<Phase, string[]> = {
+  warmup: ['addOn', 'prototypes', 'slotLogits'],
+  joint: ['backbone', 'addOn', 'prototypes', 'slotLogits'],
+  lastLayer: ['lastLayer'],
+};
+
+async function buildModel(config: TrainConfig, dataset: Dataset): Promise<ProtoPoolModel> {
+  const inputShape: [number, number, number] = [
+    dataset.input.height,
+    dataset.input.width,
+    dataset.input.channels,
+  ];
+  const m = config.model;
+  const modelConfig = {
+    ...HEAD_DEFAULTS,
+    classes: dataset.classes.length,
+    prototypes: m.prototypes,
+    slotsPerClass: m.slotsPerClass,
+    depth: m.depth,
+    focal: m.focal,
+    backbone: m.pretrained ? `pretrained:${m.pretrained.layer}` : m.backbone,
+    inputShape,
+    seed: config.seed,
+  };
+  if (m.pretrained) {
+    const base = await loadLayersFromDir(m.pretrained.path);
+    return ProtoPoolModel.create(modelConfig, cutAtLayer(base, m.pretrained.layer));
+  }
+  return ProtoPoolModel.create(modelConfig);
+}
+
+function makeOptimizer(model: ProtoPoolModel, config: TrainConfig): GroupedAdam {
+  const { lr, weightDecay } = config;
+  return new GroupedAdam([
+    {
+      name: 'backbone',
+      variables: model.backboneVariables,
+      lr: lr.backbone,
+      weightDecay: weightDecay.backbone,
+    },
+    { name: 'addOn', variables: model.addOnVariables, lr: lr.addOn, weightDecay: weightDecay.addOn },
+    { name: 'prototypes', variables: [model.head.prototypes], lr: lr.prototypes, weightDecay: 0 },
+    { name: 'slotLogits', variables: [model.head.slotLogits], lr: lr.slotLogits, weightDecay: 0 },
+    { name: 'lastLayer', variables: [model.head.lastLayer], lr: lr.lastLayer, weightDecay: 0 },
+  ]);
+}
+
+/** Learning rates for an epoch: the joint phase decays by gamma every `every` joint epochs. */
+function applySchedule(opt: GroupedAdam, config: TrainConfig, epoch: number, phase: Phase): void {
+  const factor =
+    phase === 'joint'
+      ? config.lrStep.gamma ** Math.floor((epoch - config.epochs.warmup) / config.lrStep.every)
+      : 1;
+  for (const name of ['backbone', 'addOn', 'prototypes', 'slotLogits'] as const) {
+    opt.setLearningRate(name, config.lr[name] * factor);
+  }
+}
+
+interface StepResult {
+  loss: number;
+  correct: number;
+}
+
+async function trainStep(
+  model: ProtoPoolModel,
+  opt: GroupedAdam,
+  config: TrainConfig,
+  x: Float32Array,
+  shape: [number, number, number, number],
+  labels: Int32Array,
+  phase: Phase,
+  epoch: number,
+  step: number,
+): Promise<StepResult> {
+  const groups = GROUPS_BY_PHASE[phase];
+  const vars = groups.flatMap((g) => opt.group(g).variables);
+  const seed = deriveSeed(config.seed, epoch, step);
+  const w = config.loss;
+  const [lossT, correctT] = tf.tidy(() => {
+    let images = tf.tensor4d(x, shape);
+    const y = tf.tensor1d(labels, 'int32');
+    let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
+    if (config.mixup && phase !== 'lastLayer') {
+      const rand = mulberry32(seed);
+      const lambda = betaSample(rand, config.mixup.alpha, config.mixup.alpha);
+      const perm = tf.tensor1d(permutation(labels.length, seed ^ 0x5bd1e995), 'int32');
+      images = tf.add(tf.mul(images, lambda), tf.mul(tf.gather(images, perm), 1 - lambda));
+      mix = { labelsB: tf.gather(y, perm), lambda };
+    }
+    const c = model.config;
+    const noise =
+      phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
+    let correct: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const mode = noise
+        ? ({ kind: 'gumbel', scale: gumbelScale(epoch, config.gumbelTime), noise } as const)
+        : ({ kind: 'inference' } as const);
+      const r = model.forward(images, mode, phase !== 'lastLayer');
+      correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
+      const ce = crossEntropy(r.logits, y, mix);
+      const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
+      if (phase === 'lastLayer') return tf.add(ce, l1) as tf.Scalar;
+      const depth = c.depth;
+      // Under mixup the distance losses follow the dominant image's label.
+      const clst = tf.mul(clusterLoss(r.minDistances, r.q, y, depth), w.clst);
+      const sep = tf.mul(separationLoss(r.minDistances, r.q, y, depth), w.sep);
+      const ortho = tf.mul(orthogonalityLoss(model.head.slotLogits), w.ortho);
+      return tf.addN([ce, clst, sep, ortho, l1]) as tf.Scalar;
+    }, vars);
+    opt.apply(grads, groups);
+    return [value, correct!];
+  });
+  const [loss, correct] = await Promise.all([lossT.data(), correctT.data()]);
+  tf.dispose([lossT, correctT]);
+  if (!Number.isFinite(loss[0]!))
+    throw new Error(`training diverged: loss is ${loss[0]} at epoch ${epoch + 1}, step ${step + 1}`);
+  return { loss: loss[0]!, correct: correct[0]! };
+}
+
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { dataset, outDir, events } = options;
+  let config = options.config;
+  let model: ProtoPoolModel;
+  let opt: GroupedAdam;
+  let state: Omit<TrainerState, 'optimizerSpecs'>;
+  let resumedFrom: number | null = null;
+
+  const checkpoint = await latestCheckpoint(outDir);
+  if (checkpoint && !options.resume) {
+    throw new Error(
+      `${outDir} already holds a training run (${checkpoint}); pass --resume to continue it or choose another --out`,
+    );
+  }
+  if (checkpoint) {
+    const loaded = await loadCheckpoint(checkpoint);
+    config = loaded.state.config;
+    model = loaded.model;
+    model.config.seed = config.seed;
+    opt = makeOptimizer(model, config);
+    await opt.decodeState(loaded.optimizerData, loaded.state.optimizerSpecs);
+    const { optimizerSpecs: _, ...rest } = loaded.state;
+    state = rest;
+    resumedFrom = state.epochsCompleted;
+    events?.onLog?.({ event: 'resume', checkpoint, epochsCompleted: state.epochsCompleted });
+  } else {
+    model = await buildModel(config, dataset);
+    opt = makeOptimizer(model, config);
+    state = {
+      config,
+      dataSpec: dataset.spec,
+      command: options.command,
+      epochsCompleted: 0,
+      projection: null,
+      history: [],
+    };
+    events?.onLog?.({ event: 'start', dataset: dataset.description, config });
+  }
+
+  const trainSplit: Split = limitSplit(dataset.train, config.limits.train);
+  const testSplit: Split = limitSplit(dataset.test, config.limits.test);
+  const epochs = totalEpochs(config);
+  const [h, w, ch] = model.config.inputShape;
+
+  try {
+    for (let epoch = state.epochsCompleted; epoch < epochs; epoch++) {
+      const phase = phaseOf(config, epoch);
+      if (phase === 'lastLayer' && !state.projection) {
+        state.projection = await project(model, trainSplit);
+        const after = await evaluate(model, testSplit);
+        events?.onLog?.({
+          event: 'projection',
+          ...state.projection,
+          prototypes: undefined,
+          testAfter: after,
+        });
+      }
+      applySchedule(opt, config, epoch, phase);
+      const batches = epochBatches(trainSplit.size, config.batchSize, deriveSeed(config.seed, epoch, 0xda7a));
+      events?.onEpochStart?.({ epoch, phase, steps: batches.length, epochs });
+      const started = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let step = 0;
+      for await (const batch of prefetch(trainSplit, batches)) {
+        const shape: [number, number, number, number] = [batch.labels.length, h, w, ch];
+        const r = await trainStep(model, opt, config, batch.x, shape, batch.labels, phase, epoch, step);
+        lossSum += r.loss * batch.labels.length;
+        correct += r.correct;
+        seen += batch.labels.length;
+        step++;
+        const seconds = (performance.now() - started) / 1000;
+        events?.onStep?.({
+          epoch,
+          phase,
+          step,
+          steps: batches.length,
+          loss: lossSum / seen,
+          accuracy: correct / seen,
+          imagesPerSecond: seen / seconds,
+        });
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const test = await evaluate(model, testSplit);
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        phase,
+        trainLoss: lossSum / seen,
+        trainAccuracy: correct / seen,
+        testAccuracy: test.accuracy,
+        testLoss: test.loss,
+        prototypesUsed: test.prototypesUsed,
+        gumbelScale: phase === 'lastLayer' ? 1e4 : gumbelScale(epoch, config.gumbelTime),
+        imagesPerSecond: seen / seconds,
+        seconds,
+      };
+      state.history.push(record);
+      state.epochsCompleted = epoch + 1;
+      const saved = await saveCheckpoint(outDir, model, opt, state, dataset);
+      events?.onEpochEnd?.(record);
+      events?.onLog?.({ event: 'epoch', ...record, checkpoint: saved });
+    }
+
+    if (!state.projection) {
+      state.projection = await project(model, trainSplit);
+      events?.onLog?.({
+        event: 'projection',
+        unused: state.projection.unused,
+        meanShift: state.projection.meanShift,
+      });
+    }
+    const final = await evaluate(model, testSplit);
+    const serialised = await serialiseModel(model);
+    const manifest = buildManifest({
+      model,
+      dataset,
+      serialised,
+      prototypes: state.projection.prototypes,
+      metrics: {
+        accuracy: final.accuracy,
+        loss: final.loss,
+        prototypesUsed: final.prototypesUsed,
+        testExamples: final.examples,
+      },
+      training: {
+        command: state.command,
+        dataset: dataset.description,
+        epochsCompleted: state.epochsCompleted,
+        phase: 'done',
+        config: config as unknown as Record<string, unknown>,
+      },
+      name: `protopool-${model.config.backbone}-${dataset.spec.split(':')[0]}`,
+    });
+    const modelDir = join(outDir, 'model');
+    await writeDirAtomic(modelDir, {
+      ...serialised.files,
+      'manifest.json': JSON.stringify(manifest, null, 2),
+    });
+    events?.onLog?.({ event: 'done', modelDir, ...manifest.metrics, unused: state.projection.unused });
+    return {
+      modelDir,
+      history: state.history,
+      final: {
+        accuracy: final.accuracy,
+        loss: final.loss,
+        prototypesUsed: final.prototypesUsed,
+        unusedPrototypes: state.projection.unused,
+      },
+      resumedFrom,
+    };
+  } finally {
+    opt.dispose();
+    model.dispose();
+  }
+}
