@@ -48,6 +48,12 @@ export interface TrainOptions {
   resume: boolean;
   command: string;
   events?: TrainEvents;
+  /** Stops training after the current step; the last completed epoch's checkpoint stays the resume point. */
+  signal?: AbortSignal;
+}
+
+export class TrainingStopped extends Error {
+  override name = 'TrainingStopped';
 }
 
 export interface TrainResult {
@@ -118,6 +124,8 @@ function applySchedule(opt: GroupedAdam, config: TrainConfig, epoch: number, pha
 interface StepResult {
   loss: number;
   correct: number;
+  /** Unweighted loss terms, for the log. */
+  parts: Record<string, number>;
 }
 
 async function trainStep(
@@ -130,12 +138,13 @@ async function trainStep(
   phase: Phase,
   epoch: number,
   step: number,
+  steps: number,
 ): Promise<StepResult> {
   const groups = GROUPS_BY_PHASE[phase];
   const vars = groups.flatMap((g) => opt.group(g).variables);
   const seed = deriveSeed(config.seed, epoch, step);
   const w = config.loss;
-  const [lossT, correctT] = tf.tidy(() => {
+  const [lossT, correctT, partsT] = tf.tidy(() => {
     let images = tf.tensor4d(x, shape);
     const y = tf.tensor1d(labels, 'int32');
     let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
@@ -150,30 +159,39 @@ async function trainStep(
     const noise =
       phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
     let correct: tf.Scalar | undefined;
+    let parts: tf.Tensor1D | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const mode = noise
-        ? ({ kind: 'gumbel', scale: gumbelScale(epoch, config.gumbelTime), noise } as const)
+        ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
+          // the slot assignment before the slot logits have learnt anything.
+          ({ kind: 'gumbel', scale: gumbelScale(epoch + step / steps, config.gumbelTime), noise } as const)
         : ({ kind: 'inference' } as const);
       const r = model.forward(images, mode, phase !== 'lastLayer');
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
       const ce = crossEntropy(r.logits, y, mix);
       const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
-      if (phase === 'lastLayer') return tf.add(ce, l1) as tf.Scalar;
+      if (phase === 'lastLayer') {
+        parts = tf.keep(tf.stack([ce, l1]) as tf.Tensor1D);
+        return tf.add(ce, l1) as tf.Scalar;
+      }
       const depth = c.depth;
-      // Under mixup the distance losses follow the dominant image's label.
-      const clst = tf.mul(clusterLoss(r.minDistances, r.q, y, depth), w.clst);
-      const sep = tf.mul(separationLoss(r.minDistances, r.q, y, depth), w.sep);
-      const ortho = tf.mul(orthogonalityLoss(model.head.slotLogits), w.ortho);
-      return tf.addN([ce, clst, sep, ortho, l1]) as tf.Scalar;
+      // Under mixup the distance losses follow the first image's label, as the reference code does.
+      const clst = clusterLoss(r.minDistances, r.q, y, depth);
+      const sep = separationLoss(r.minDistances, r.q, y, depth);
+      const ortho = orthogonalityLoss(model.head.slotLogits);
+      parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho]) as tf.Tensor1D);
+      return tf.addN([ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)]) as tf.Scalar;
     }, vars);
     opt.apply(grads, groups);
-    return [value, correct!];
+    return [value, correct!, parts!];
   });
-  const [loss, correct] = await Promise.all([lossT.data(), correctT.data()]);
-  tf.dispose([lossT, correctT]);
+  const [loss, correct, partValues] = await Promise.all([lossT.data(), correctT.data(), partsT.data()]);
+  tf.dispose([lossT, correctT, partsT]);
+  const names = ['ce', 'l1', 'clst', 'sep', 'ortho'];
+  const parts = Object.fromEntries(Array.from(partValues, (v, i) => [names[i]!, v]));
   if (!Number.isFinite(loss[0]!))
     throw new Error(`training diverged: loss is ${loss[0]} at epoch ${epoch + 1}, step ${step + 1}`);
-  return { loss: loss[0]!, correct: correct[0]! };
+  return { loss: loss[0]!, correct: correct[0]!, parts };
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -241,13 +259,32 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let correct = 0;
       let seen = 0;
       let step = 0;
+      const partSums: Record<string, number> = {};
       for await (const batch of prefetch(trainSplit, batches)) {
         const shape: [number, number, number, number] = [batch.labels.length, h, w, ch];
-        const r = await trainStep(model, opt, config, batch.x, shape, batch.labels, phase, epoch, step);
+        const r = await trainStep(
+          model,
+          opt,
+          config,
+          batch.x,
+          shape,
+          batch.labels,
+          phase,
+          epoch,
+          step,
+          batches.length,
+        );
         lossSum += r.loss * batch.labels.length;
         correct += r.correct;
         seen += batch.labels.length;
+        for (const [k, v] of Object.entries(r.parts))
+          partSums[k] = (partSums[k] ?? 0) + v * batch.labels.length;
         step++;
+        if (options.signal?.aborted) {
+          throw new TrainingStopped(
+            `training stopped during epoch ${epoch + 1}; ${state.epochsCompleted} epoch(s) are checkpointed in ${outDir} (continue with --resume)`,
+          );
+        }
         const seconds = (performance.now() - started) / 1000;
         events?.onStep?.({
           epoch,
@@ -277,7 +314,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       state.epochsCompleted = epoch + 1;
       const saved = await saveCheckpoint(outDir, model, opt, state, dataset);
       events?.onEpochEnd?.(record);
-      events?.onLog?.({ event: 'epoch', ...record, checkpoint: saved });
+      const losses = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, v / seen]));
+      events?.onLog?.({ event: 'epoch', ...record, losses, checkpoint: saved });
+      if (options.signal?.aborted && epoch + 1 < epochs) {
+        throw new TrainingStopped(`training stopped after epoch ${epoch + 1}; continue with --resume`);
+      }
     }
 
     if (!state.projection) {

@@ -1,0 +1,187 @@
+// `protopool`: train, evaluate (and later explain, serve) from the command line.
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { limitSplit } from '../data/dataset';
+import { openDataset } from '../data/specs';
+import { ENGINE_CHOICES, initEngine } from '../engine';
+import { exists } from '../io/files';
+import { loadModelDir } from '../io/model-files';
+import { latestCheckpoint } from '../train/checkpoint';
+import { TrainConfig } from '../train/config';
+import { evaluate } from '../train/evaluate';
+import { train } from '../train/trainer';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors';
+import { trainReporter } from './progress';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+async function openData(spec: string) {
+  try {
+    return await openDataset(spec);
+  } catch (err) {
+    throw new UsageError(`--data ${spec}: ${(err as Error).message}`);
+  }
+}
+
+async function readConfigFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--config ${path}: cannot read (${(err as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--config ${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function parseConfig(raw: unknown, source: string): TrainConfig {
+  const parsed = TrainConfig.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `field ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new UsageError(`${source}: ${lines.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** Resolves a model directory: a model dir itself, or a training --out dir holding model/. */
+async function modelDir(path: string): Promise<string> {
+  if (await exists(join(path, 'manifest.json'))) return path;
+  if (await exists(join(path, 'model', 'manifest.json'))) return join(path, 'model');
+  throw new UsageError(`--model ${path}: no manifest.json there or in ${join(path, 'model')}`);
+}
+
+export function program(): Command {
+  const cli = new Command('protopool')
+    .description('ProtoPool: interpretable prototype-part image classification (TensorFlow.js)')
+    .addOption(
+      new Option('--engine <name>', 'TF.js engine')
+        .choices([...ENGINE_CHOICES])
+        .default(process.env.PROTOPOOL_ENGINE ?? 'auto'),
+    )
+    .showHelpAfterError()
+    .exitOverride();
+
+  cli
+    .command('train')
+    .description('train a ProtoPool model: warm-up, joint, projection, last-layer fine-tuning')
+    .requiredOption('--data <spec>', 'dataset: fashion-mnist[:<dir>|:embedded]')
+    .requiredOption('--out <dir>', 'output directory (checkpoints/, model/, train.jsonl)')
+    .option('--config <file.json>', 'training configuration (JSON; see README for fields)')
+    .option('--epochs <n>', 'joint-phase epochs (the main phase)', positiveInt)
+    .option('--warmup-epochs <n>', 'warm-up epochs (backbone frozen)', positiveInt)
+    .option('--last-layer-epochs <n>', 'last-layer fine-tuning epochs', positiveInt)
+    .option('--batch-size <n>', 'batch size', positiveInt)
+    .option('--train-limit <n>', 'use only the first n training images', positiveInt)
+    .option('--test-limit <n>', 'use only the first n test images', positiveInt)
+    .option('--seed <n>', 'random seed', positiveInt)
+    .option('--resume', 'continue from the last checkpoint in --out')
+    .option('--json', 'JSON lines on stdout instead of progress bars')
+    .action(async (o) => {
+      const raw = (o.config ? await readConfigFile(o.config) : {}) as Record<string, Record<string, unknown>>;
+      const config = parseConfig(raw, o.config ?? 'default configuration');
+      if (o.epochs !== undefined) config.epochs.joint = o.epochs;
+      if (o.warmupEpochs !== undefined) config.epochs.warmup = o.warmupEpochs;
+      if (o.lastLayerEpochs !== undefined) config.epochs.lastLayer = o.lastLayerEpochs;
+      if (o.batchSize !== undefined) config.batchSize = Math.max(1, o.batchSize);
+      if (o.trainLimit !== undefined) config.limits.train = Math.max(1, o.trainLimit);
+      if (o.testLimit !== undefined) config.limits.test = Math.max(1, o.testLimit);
+      if (o.seed !== undefined) config.seed = o.seed;
+      const out = resolve(o.out);
+      const checkpoint = await latestCheckpoint(out).catch(() => null);
+      if (checkpoint && !o.resume) {
+        throw new UsageError(
+          `--out ${o.out}: already holds a training run (${checkpoint}); add --resume to continue it`,
+        );
+      }
+      const dataset = await openData(o.data);
+      const engine = await initEngine(cli.opts().engine);
+      const reporter = trainReporter({ json: Boolean(o.json), logFile: join(out, 'train.jsonl') });
+      if (!o.json) process.stderr.write(`engine: ${engine.description}\ndata: ${dataset.description}\n`);
+      const command = `protopool ${process.argv.slice(2).join(' ')}`;
+      // Ctrl-C / SIGTERM: stop after the current step; checkpoints on disk stay valid. A second signal kills.
+      const stop = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stop.signal.aborted) process.exit(130);
+        process.stderr.write(`\n${sig}: stopping after this step (again to quit at once)\n`);
+        stop.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const result = await train({
+          dataset,
+          config,
+          outDir: out,
+          resume: Boolean(o.resume),
+          command,
+          events: reporter,
+          signal: stop.signal,
+        });
+        const summary = { modelDir: result.modelDir, resumedFrom: result.resumedFrom, ...result.final };
+        process.stdout.write(`${JSON.stringify(summary)}\n`);
+      } finally {
+        reporter.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+
+  cli
+    .command('evaluate')
+    .description('accuracy and loss of a trained model on a data split; the last line is one JSON object')
+    .requiredOption('--model <dir>', 'model directory (or a training --out directory)')
+    .requiredOption('--data <spec>', 'dataset spec')
+    .addOption(new Option('--split <name>', 'which split').choices(['train', 'test']).default('test'))
+    .option('--limit <n>', 'use only the first n images', positiveInt)
+    .option('--json', 'print only the JSON result')
+    .action(async (o) => {
+      const dir = await modelDir(o.model);
+      const dataset = await openData(o.data);
+      const engine = await initEngine(cli.opts().engine);
+      const { model, manifest } = await loadModelDir(dir);
+      try {
+        if (manifest.classes.length !== dataset.classes.length) {
+          throw new UsageError(
+            `--data ${o.data}: ${dataset.classes.length} classes, the model has ${manifest.classes.length}`,
+          );
+        }
+        const split = limitSplit(o.split === 'train' ? dataset.train : dataset.test, o.limit);
+        const r = await evaluate(model, split);
+        if (!o.json)
+          process.stderr.write(
+            `engine: ${engine.description}\nmodel: ${dir} (${manifest.version.slice(0, 12)})\n`,
+          );
+        process.stdout.write(
+          `${JSON.stringify({ accuracy: r.accuracy, loss: r.loss, prototypesUsed: r.prototypesUsed, examples: r.examples, split: o.split, data: dataset.description, modelVersion: manifest.version })}\n`,
+        );
+      } finally {
+        model.dispose();
+      }
+    });
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are not failures; everything else commander reports is a usage error.
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : EXIT_USAGE;
+    }
+    const usage = err instanceof UsageError;
+    process.stderr.write(`protopool: ${usage ? '' : 'error: '}${(err as Error).message}\n`);
+    return usage ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,146 @@
+// Phased training on real (small) data: no leaks, exact resume, projection onto real training patches.
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Dataset } from '../../gpu-backend/src/data/dataset';
+import { openDataset } from '../../gpu-backend/src/data/specs';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { loadModelDir } from '../../gpu-backend/src/io/model-files';
+import { hardAssignment } from '../../gpu-backend/src/model/assignment';
+import { TrainConfig } from '../../gpu-backend/src/train/config';
+import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
+import { TrainingStopped, train } from '../../gpu-backend/src/train/trainer';
+
+const tiny = TrainConfig.parse({
+  seed: 3,
+  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
+  batchSize: 32,
+  epochs: { warmup: 1, joint: 1, lastLayer: 1 },
+  gumbelTime: 2,
+  limits: { train: 96, test: 64 },
+});
+
+let dataset: Dataset;
+const tmp = (name: string) => mkdtemp(join(tmpdir(), `pp-${name}-`));
+
+beforeAll(async () => {
+  await initEngine('wasm');
+  dataset = await openDataset('fashion-mnist:embedded');
+});
+
+describe('GroupedAdam', () => {
+  it('matches Adam with L2 weight decay computed by hand, and resumes exactly from saved state', async () => {
+    const lr = 0.1;
+    const wd = 0.5;
+    const w = tf.variable(tf.scalar(2));
+    const grads = [3, -1];
+    // Independent reference: torch.optim.Adam semantics, g ← g + wd·w, bias-corrected moments.
+    let ref = 2;
+    let m = 0;
+    let v = 0;
+    for (const [i, g0] of grads.entries()) {
+      const g = g0 + wd * ref;
+      m = 0.9 * m + 0.1 * g;
+      v = 0.999 * v + 0.001 * g * g;
+      ref -= (lr * (m / (1 - 0.9 ** (i + 1)))) / (Math.sqrt(v / (1 - 0.999 ** (i + 1))) + 1e-7);
+    }
+    const step = (opt: GroupedAdam, g: number) => {
+      const gt = tf.scalar(g);
+      opt.apply({ [w.name]: gt }, ['w']);
+      gt.dispose();
+    };
+    const first = new GroupedAdam([{ name: 'w', variables: [w], lr, weightDecay: wd }]);
+    step(first, grads[0]!);
+    const saved = await first.encodeState();
+    first.dispose();
+    const second = new GroupedAdam([{ name: 'w', variables: [w], lr, weightDecay: wd }]);
+    await second.decodeState(saved.data, saved.specs);
+    step(second, grads[1]!);
+    expect(w.dataSync()[0]).toBeCloseTo(ref, 5);
+    second.dispose();
+    w.dispose();
+  });
+});
+
+describe('training', () => {
+  let straightDir: string;
+  let straightVersion: string;
+
+  it('runs warm-up, joint, projection and last layer without leaking a tensor', async () => {
+    straightDir = await tmp('straight');
+    const before = tf.memory().numTensors;
+    const phases: string[] = [];
+    const result = await train({
+      dataset,
+      config: tiny,
+      outDir: straightDir,
+      resume: false,
+      command: 'test',
+      events: { onEpochEnd: (r) => phases.push(r.phase) },
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(phases).toEqual(['warmup', 'joint', 'lastLayer']);
+    expect(result.history).toHaveLength(3);
+    expect(result.final.accuracy).toBeGreaterThanOrEqual(0);
+    const manifest = JSON.parse(await readFile(join(result.modelDir, 'manifest.json'), 'utf8'));
+    straightVersion = manifest.version;
+    expect(manifest.training.epochsCompleted).toBe(3);
+    expect(manifest.prototypes.length + result.final.unusedPrototypes.length).toBe(12);
+  });
+
+  it('stopped after an epoch and resumed, ends with bit-identical weights', async () => {
+    const dir = await tmp('resume');
+    const stop = new AbortController();
+    await expect(
+      train({
+        dataset,
+        config: tiny,
+        outDir: dir,
+        resume: false,
+        command: 'test',
+        signal: stop.signal,
+        events: { onEpochEnd: (r) => r.epoch === 1 && stop.abort() },
+      }),
+    ).rejects.toBeInstanceOf(TrainingStopped);
+    await expect(
+      train({ dataset, config: tiny, outDir: dir, resume: false, command: 'test' }),
+    ).rejects.toThrow(/already holds a training run/);
+    const resumed = await train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' });
+    expect(resumed.resumedFrom).toBe(1);
+    const manifest = JSON.parse(await readFile(join(resumed.modelDir, 'manifest.json'), 'utf8'));
+    expect(manifest.version).toBe(straightVersion);
+  });
+
+  it('projects every used prototype onto a latent patch of a training image whose class uses it', async () => {
+    const { model, manifest } = await loadModelDir(join(straightDir, 'model'));
+    const before = tf.memory().numTensors;
+    const [gh, gw] = model.grid;
+    const hard = hardAssignment(model.head.slotLogits);
+    const protos = await model.head.prototypes.array();
+    expect(manifest.prototypes.length).toBeGreaterThan(0);
+    for (const p of manifest.prototypes) {
+      expect(p.source).not.toBeNull();
+      const src = p.source!;
+      const index = Number(src.imageId.split('/')[1]);
+      const batch = await dataset.train.load([index]);
+      expect(batch.labels[0]).toBe(src.label);
+      // A class that uses the prototype in the hard map is the source image's class.
+      expect(p.usedBy.some((u) => u.classIndex === src.label && hard[u.classIndex]![u.slot] === p.id)).toBe(
+        true,
+      );
+      const z = tf.tidy(() => model.features.predict(tf.tensor4d(batch.x, batch.shape)) as tf.Tensor4D);
+      const patch = tf.tidy(() => tf.slice(z, [0, src.cell.h, src.cell.w, 0], [1, 1, 1, -1]).reshape([-1]));
+      const values = Array.from(patch.dataSync());
+      tf.dispose([z, patch]);
+      values.forEach((v, j) => {
+        expect(Math.abs(v - protos[p.id]![j]!)).toBeLessThan(1e-5);
+      });
+      expect(src.cell.h).toBeLessThan(gh);
+      expect(src.cell.w).toBeLessThan(gw);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
