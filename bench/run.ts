@@ -1,10 +1,17 @@
 // `npm run bench`: every benchmark of the project, on this machine, with ratios to in-run baselines.
+
+import { benchInference } from './inference';
+import { benchTrainSpeed } from './train-speed';
 import { printTable } from './measure';
 import { benchWire } from './wire';
 
 const only = process.argv[2];
 const suites: Record<string, () => Promise<void>> = {
   wire: async () => printTable('tensor wire format, 32×64×64×3 float32', await benchWire()),
+  train: async () =>
+    printTable('training images/s, batch 32 (ratio: speed-up over the first kernels)', await benchTrainSpeed()),
+  inference: async () =>
+    printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),
 };
 
 for (const [name, run] of Object.entries(suites)) {

@@ -65,11 +65,27 @@ export async function initEngine(
   const attempts: [EngineChoice, () => Promise<string>][] = [
     [
       'tensorflow-gpu',
-      async () => (await tryNative('@tensorflow/tfjs-node-gpu'), 'tensorflow-gpu (libtensorflow, CUDA)'),
+      async () => {
+        await tryNative('@tensorflow/tfjs-node-gpu');
+        return 'tensorflow-gpu (libtensorflow, CUDA)';
+      },
     ],
-    ['tensorflow', async () => (await tryNative('@tensorflow/tfjs-node'), 'tensorflow (libtensorflow, CPU)')],
+    [
+      'tensorflow',
+      async () => {
+        await tryNative('@tensorflow/tfjs-node');
+        return 'tensorflow (libtensorflow, CPU)';
+      },
+    ],
     ['wasm', tryWasm],
-    ['cpu', async () => (await tf.setBackend('cpu'), await tf.ready(), 'cpu (pure JavaScript)')],
+    [
+      'cpu',
+      async () => {
+        await tf.setBackend('cpu');
+        await tf.ready();
+        return 'cpu (pure JavaScript)';
+      },
+    ],
   ];
   for (const [name, attempt] of attempts) {
     if (!want(name)) continue;

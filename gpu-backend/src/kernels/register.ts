@@ -1,6 +1,8 @@
-// Registers the convolution gradient kernels wasm lacks (or runs slowly) from kernels it has.
+// Registers the training kernels wasm lacks or runs slowly, built from kernels it runs fast.
 import * as tf from '@tensorflow/tfjs';
+import { registerFastGradients, restoreStockGradients } from './bn-grad';
 import { conv2dFilterGrad, conv2dInputGrad } from './conv-grads';
+import { registerFastKernels, restoreStockKernels } from './fast-kernels';
 
 type ConvAttrs = {
   strides: number | [number, number];
@@ -22,10 +24,13 @@ function checkAttrs(kernel: string, attrs: ConvAttrs): void {
 export const CONV_GRADIENT_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const;
 
 /**
- * Replaces Conv2DBackpropFilter and Conv2DBackpropInput for `backendName`. Kernel functions may call
- * ops: the engine stops recording gradients while a kernel runs, and tidy keeps only the result.
+ * Which kernels training uses on wasm. 'fast': everything in this folder (conv gradients, Tile, Sum,
+ * batch-norm and mean gradients). 'baseline': this repo's first version, kept for benchmarks: conv
+ * gradients with the filter flipped by wasm's own Reverse, stock Tile/Sum and stock gradients.
  */
-export function registerConvGradientKernels(backendName: string): void {
+export type KernelSet = 'fast' | 'baseline';
+
+function registerConv(backendName: string, legacyFlip: boolean): void {
   for (const kernelName of CONV_GRADIENT_KERNELS) {
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   }
@@ -46,7 +51,27 @@ export function registerConvGradientKernels(backendName: string): void {
       const a = attrs as unknown as ConvAttrs;
       checkAttrs('Conv2DBackpropInput', a);
       const { dy, filter } = inputs as { dy: tf.Tensor4D; filter: tf.Tensor4D };
-      return conv2dInputGrad(a.inputShape!, dy, filter, a.strides, a.pad, a.dimRoundingMode);
+      return conv2dInputGrad(a.inputShape!, dy, filter, a.strides, a.pad, a.dimRoundingMode, legacyFlip);
     },
   });
+}
+
+/** Switches the kernel set for `backendName` (idempotent; gradients are global but wasm-only). */
+export function useKernelSet(set: KernelSet, backendName = 'wasm'): void {
+  registerConv(backendName, set === 'baseline');
+  if (set === 'fast') {
+    registerFastKernels(backendName);
+    registerFastGradients();
+  } else {
+    restoreStockKernels(backendName);
+    restoreStockGradients();
+  }
+}
+
+/**
+ * Called by the engine when wasm starts: installs the 'fast' set. Kernel functions may call ops: the
+ * engine stops recording gradients while a kernel runs, and tidy keeps only the result.
+ */
+export function registerConvGradientKernels(backendName: string): void {
+  useKernelSet('fast', backendName);
 }

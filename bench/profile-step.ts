@@ -1,13 +1,17 @@
+// Per-kernel profile of one training step: `npx tsx bench/profile-step.ts resnet18 64` (THREADS=2 for threaded wasm).
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../gpu-backend/src/engine';
+import { enableWasmThreads } from '../gpu-backend/src/kernels/threaded-wasm';
 import { buildBackbone } from '../gpu-backend/src/model/backbones';
 
 const name = (process.argv[2] ?? 'resnet18') as 'resnet18';
 const size = Number(process.argv[3] ?? 64);
+if (Number(process.env.THREADS ?? 1) > 1)
+  console.log('threads', await enableWasmThreads(Number(process.env.THREADS)));
 await initEngine('wasm');
 const m = buildBackbone({ name, inputShape: [size, size, 3], seed: 1 });
-const x = tf.randomNormal([32, size, size, 3]);
-const vars = m.trainableWeights.map((w) => (w as any).val as tf.Variable);
+const x = tf.randomNormal([32, size, size, 3], 0, 1, 'float32', 1);
+const vars = m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
 const opt = tf.train.adam(1e-3);
 const step = () => {
   const c = opt.minimize(
@@ -26,7 +30,6 @@ for (let i = 0; i < 6; i++) {
 const prof = await tf.profile(step);
 const agg = new Map<string, [number, number]>();
 for (const k of prof.kernels) {
-  const key = k.name + ' ' + JSON.stringify(k.inputShapes?.[0]);
   const a = agg.get(k.name) ?? [0, 0];
   a[0] += k.kernelTimeMs as number;
   a[1]++;

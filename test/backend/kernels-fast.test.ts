@@ -1,0 +1,113 @@
+// The wasm Tile/Sum replacements, the filter flip and the batch-norm/mean gradients equal the cpu backend's.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { flipSpatial } from '../../gpu-backend/src/kernels/conv-grads';
+import { FAST_KERNELS } from '../../gpu-backend/src/kernels/fast-kernels';
+import { seededArray } from '../helpers/random';
+
+function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Runs `f` on cpu then on wasm; returns both flat results and checks wasm leaks no tensors. */
+async function onBoth(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
+  const run = () => {
+    const start = tf.memory().numTensors;
+    const outs = tf.tidy(f);
+    const data = outs.map((t) => t.dataSync() as Float32Array);
+    tf.dispose(outs);
+    expect(tf.memory().numTensors).toBe(start);
+    return data;
+  };
+  await tf.setBackend('cpu');
+  const ref = run();
+  await tf.setBackend('wasm');
+  return [ref, run()];
+}
+
+const t = (shape: number[], seed: number) =>
+  tf.tensor(
+    seededArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    shape,
+  );
+
+describe('fast wasm kernels', () => {
+  beforeAll(async () => {
+    await initEngine('wasm');
+  });
+
+  it('are registered for wasm', () => {
+    for (const name of FAST_KERNELS) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+  });
+
+  it.each([
+    { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1] },
+    { shape: [2, 3], reps: [2, 3] },
+    { shape: [4], reps: [3] },
+    { shape: [2, 1, 3], reps: [1, 5, 2] },
+    { shape: [2, 3, 2, 2], reps: [2, 2, 3, 2] }, // too deep to interleave: stock kernel
+    { shape: [2, 3], reps: [1, 1] },
+  ])('Tile $shape × $reps matches cpu', async ({ shape, reps }) => {
+    const [ref, got] = await onBoth(() => [tf.tile(t(shape, 1), reps)]);
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBe(0);
+  });
+
+  it.each([
+    { shape: [8, 6, 6, 16], axis: [0, 1, 2], keepDims: false },
+    { shape: [8, 6, 6, 16], axis: [2, 1, 0], keepDims: true },
+    { shape: [64, 80], axis: [1], keepDims: false },
+    { shape: [64, 80], axis: [-1], keepDims: true },
+    { shape: [16, 16, 20], axis: [0, 1, 2], keepDims: false },
+    { shape: [16, 16, 20], axis: [1], keepDims: false }, // middle axis: stock kernel
+  ])('Sum $shape over $axis (keepDims $keepDims) matches cpu', async ({ shape, axis, keepDims }) => {
+    const [ref, got] = await onBoth(() => [tf.sum(t(shape, 2), axis, keepDims)]);
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-4);
+  });
+
+  it.each([3, 7, 1])('flipSpatial equals reverse over the spatial axes (k=%i)', async (k) => {
+    const [ref, got] = await onBoth(() => {
+      const w = t([k, k, 3, 5], 3) as tf.Tensor4D;
+      return [k > 1 ? tf.reverse(w, [0, 1]) : w.clone(), flipSpatial(w)];
+    });
+    expect(maxAbsDiff(got[1]!, ref[0]!)).toBe(0);
+  });
+
+  it.each([
+    // tfjs-core itself cannot save a missing scale for backprop, so every case has one (as layers do).
+    { shape: [4, 5, 5, 6] },
+    { shape: [6, 8] },
+  ])('training-mode batch norm gradients ($shape) match cpu', async ({ shape }) => {
+    const c = shape[shape.length - 1]!;
+    const axes = shape.slice(0, -1).map((_, i) => i);
+    const [ref, got] = await onBoth(() => {
+      const x = t(shape, 4);
+      const gamma = t([c], 5);
+      const beta = t([c], 6);
+      const r = t(shape, 7);
+      const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, axes);
+        const y = tf.batchNorm(a, mean, variance, b, g, 1e-3);
+        return tf.sum(tf.mul(y, r));
+      };
+      return tf.grads(f)([x, gamma, beta]);
+    });
+    for (let i = 0; i < ref.length; i++) expect(maxAbsDiff(got[i]!, ref[i]!)).toBeLessThan(1e-4);
+    expect(Math.max(...Array.from(ref[0]!, Math.abs))).toBeGreaterThan(1e-2);
+  });
+
+  it('mean gradient matches cpu', async () => {
+    const [ref, got] = await onBoth(() => {
+      const x = t([4, 3, 5], 8);
+      const r = t([3], 9);
+      return tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.mean(a, [0, 2]), r)))([x]);
+    });
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-6);
+  });
+});
