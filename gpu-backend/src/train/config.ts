@@ -14,16 +14,23 @@ export const TrainConfig = z
         pretrained: z.object({ path: z.string().min(1), layer: z.string().min(1) }).optional(),
         prototypes: z.number().int().min(1).max(10_000).default(40),
         slotsPerClass: z.number().int().min(1).max(100).default(3),
-        depth: z.number().int().min(1).max(4096).default(64),
+        depth: z.number().int().min(1).max(4096).default(32),
         focal: FocalVariant.default('reference'),
       })
       .strict()
       .prefault({}),
     batchSize: z.number().int().min(1).max(4096).default(64),
+    /**
+     * Images per epoch, drawn afresh (seeded) from the whole training split each epoch, so an epoch has
+     * the same cost on the 10k embedded subset and on the full 60k set. 0 = the whole split.
+     */
+    epochSize: z.number().int().min(0).default(10_000),
+    /** Test images evaluated after each epoch (monitoring); the final evaluation uses the whole split. */
+    monitorSize: z.number().int().min(1).default(2_000),
     epochs: z
       .object({
         warmup: z.number().int().min(0).default(1),
-        joint: z.number().int().min(0).default(9),
+        joint: z.number().int().min(0).default(10),
         lastLayer: z.number().int().min(0).default(2),
       })
       .strict()

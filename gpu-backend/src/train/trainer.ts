@@ -1,7 +1,7 @@
 // The phased ProtoPool trainer: warm-up, joint, projection, last-layer fine-tuning; checkpoint every epoch.
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { type Dataset, epochBatches, limitSplit, prefetch, type Split } from '../data/dataset';
+import { type Dataset, limitSplit, prefetch, type Split } from '../data/dataset';
 import { writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale } from '../model/assignment';
@@ -9,6 +9,7 @@ import { cutAtLayer } from '../model/backbones';
 import { HEAD_DEFAULTS } from '../model/head';
 import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
 import { ProtoPoolModel } from '../model/protopool';
+import { chunk } from '../util/arrays';
 import { betaSample, deriveSeed, mulberry32, permutation } from '../util/random';
 import {
   type EpochRecord,
@@ -235,6 +236,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const trainSplit: Split = limitSplit(dataset.train, config.limits.train);
   const testSplit: Split = limitSplit(dataset.test, config.limits.test);
+  const monitorSplit: Split = limitSplit(testSplit, config.monitorSize);
   const epochs = totalEpochs(config);
   const [h, w, ch] = model.config.inputShape;
 
@@ -243,7 +245,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const phase = phaseOf(config, epoch);
       if (phase === 'lastLayer' && !state.projection) {
         state.projection = await project(model, trainSplit);
-        const after = await evaluate(model, testSplit);
+        const after = await evaluate(model, monitorSplit);
         events?.onLog?.({
           event: 'projection',
           ...state.projection,
@@ -252,7 +254,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
       applySchedule(opt, config, epoch, phase);
-      const batches = epochBatches(trainSplit.size, config.batchSize, deriveSeed(config.seed, epoch, 0xda7a));
+      const order = permutation(trainSplit.size, deriveSeed(config.seed, epoch, 0xda7a));
+      const size = config.epochSize > 0 ? Math.min(config.epochSize, trainSplit.size) : trainSplit.size;
+      const batches = chunk(order.slice(0, size), config.batchSize);
       events?.onEpochStart?.({ epoch, phase, steps: batches.length, epochs });
       const started = performance.now();
       let lossSum = 0;
@@ -297,7 +301,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
       const seconds = (performance.now() - started) / 1000;
-      const test = await evaluate(model, testSplit);
+      const test = await evaluate(model, monitorSplit);
       const record: EpochRecord = {
         epoch: epoch + 1,
         phase,
