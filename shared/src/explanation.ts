@@ -56,3 +56,32 @@ export const Explanation = z.object({
   classes: z.array(ClassEvidence),
 });
 export type Explanation = z.infer<typeof Explanation>;
+
+/** The whole model at a glance: every prototype, who uses it, which classes share it, compactness. */
+export const GlobalExplanation = z.object({
+  modelVersion: Sha256Hex,
+  classes: z.array(z.string()),
+  prototypes: z.array(
+    z.object({
+      id: z.number().int().min(0),
+      source: PrototypeSource.nullable(),
+      usedBy: z.array(z.object({ classIndex: z.number().int().min(0), slot: z.number().int().min(0) })),
+      /** Distinct classes using it. */
+      classes: z.array(z.number().int().min(0)),
+    }),
+  ),
+  /** Prototypes used by two or more classes: the edges of the sharing graph. */
+  sharing: z.array(
+    z.object({ prototypeId: z.number().int().min(0), classes: z.array(z.number().int().min(0)).min(2) }),
+  ),
+  /** Pool prototypes no slot uses (dropped from the manifest after projection). */
+  unused: z.array(z.number().int().min(0)),
+  compactness: z.object({
+    poolSize: z.number().int().min(0),
+    prototypesUsed: z.number().int().min(0),
+    slots: z.number().int().min(0),
+    sharedPrototypes: z.number().int().min(0),
+    meanClassesPerPrototype: z.number().min(0),
+  }),
+});
+export type GlobalExplanation = z.infer<typeof GlobalExplanation>;

@@ -5,8 +5,11 @@ import { TensorJson } from './wire';
 export const MAX_TOP_K = 20;
 
 export const ClassifyOptions = z.object({
+  /** false: prediction and top-k only (no slot evidence). */
   explain: z.boolean().default(true),
   topK: z.number().int().min(1).max(MAX_TOP_K).default(3),
+  /** Evidence for every top-k class, not only the predicted one. */
+  explainTopK: z.boolean().default(false),
 });
 export type ClassifyOptions = z.infer<typeof ClassifyOptions>;
 
@@ -17,6 +20,10 @@ export const ClassifyQuery = z.object({
     .transform((v) => v === 'true' || v === '1')
     .optional(),
   topK: z.coerce.number().int().min(1).max(MAX_TOP_K).optional(),
+  explainTopK: z
+    .enum(['true', 'false', '1', '0'])
+    .transform((v) => v === 'true' || v === '1')
+    .optional(),
 });
 
 export const ImageMediaType = z.enum(['image/jpeg', 'image/png']);
@@ -33,7 +40,7 @@ export const ClassifyRequest = z
   .object({
     image: EncodedImage.optional(),
     tensor: TensorJson.optional(),
-    options: ClassifyOptions.default({ explain: true, topK: 3 }),
+    options: ClassifyOptions.prefault({}),
   })
   .strict()
   .refine((r) => (r.image === undefined) !== (r.tensor === undefined), {

@@ -118,12 +118,12 @@ describe('classify request', () => {
   it('accepts an image or a tensor and fills default options', () => {
     expect(ClassifyRequest.parse({ image: { mediaType: 'image/png', data: 'iVBORw0KGgo=' } })).toEqual({
       image: { mediaType: 'image/png', data: 'iVBORw0KGgo=' },
-      options: { explain: true, topK: 3 },
+      options: { explain: true, topK: 3, explainTopK: false },
     });
     const t = encodeJson(tensor('float32', [1, 28, 28, 1], new Float32Array(784)));
     expect(ClassifyRequest.parse({ tensor: t, options: { explain: false, topK: 5 } })).toEqual({
       tensor: t,
-      options: { explain: false, topK: 5 },
+      options: { explain: false, topK: 5, explainTopK: false },
     });
   });
 

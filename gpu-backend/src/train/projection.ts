@@ -3,9 +3,11 @@
 import type { Prototype, PrototypeSource } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
 import { epochBatches, prefetch, type Split } from '../data/dataset';
+import { activationBox } from '../explain/boxes';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { squaredDistances } from '../model/similarity';
+import { similarity, squaredDistances } from '../model/similarity';
+import { chunk } from '../util/arrays';
 
 export interface ProjectionResult {
   prototypes: Prototype[];
@@ -57,10 +59,13 @@ export async function project(
     for (const { classIndex } of u) allowed[classIndex * m + proto] = 1;
   });
   const allowedT = tf.tensor2d(allowed, [c, m]);
-  type Candidate = { dist: number; id: string; label: number; cell: number; z: Float32Array };
+  type Candidate = { dist: number; index: number; id: string; label: number; cell: number; z: Float32Array };
   const best: (Candidate | null)[] = Array.from({ length: m }, () => null);
 
-  for await (const batch of prefetch(train, epochBatches(train.size, batchSize))) {
+  const batches = epochBatches(train.size, batchSize);
+  let batchNo = 0;
+  for await (const batch of prefetch(train, batches)) {
+    const indices = batches[batchNo++]!;
     const [minT, argT, zT] = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, batch.shape);
       const z = model.features.apply(x, { training: false }) as tf.Tensor4D;
@@ -83,6 +88,7 @@ export async function project(
       const image = Math.floor(row / (gh * gw));
       best[p] = {
         dist: mins[p]!,
+        index: indices[image]!,
         id: batch.ids[image]!,
         label: batch.labels[image]!,
         cell: row % (gh * gw),
@@ -95,6 +101,7 @@ export async function project(
   const old = await model.head.prototypes.data();
   const next = Float32Array.from(old);
   const prototypes: Prototype[] = [];
+  const sourceIndex = new Map<number, number>();
   const unused: number[] = [];
   let shift = 0;
   let moved = 0;
@@ -115,9 +122,45 @@ export async function project(
       const h = Math.floor(b.cell / gw);
       const w = b.cell % gw;
       source = { imageId: b.id, label: b.label, cell: { h, w }, box: cellBox(model, h, w) };
+      sourceIndex.set(p, b.index);
     }
     prototypes.push({ id: p, source, usedBy: users[p]! });
   }
   tf.tidy(() => model.head.prototypes.assign(tf.tensor2d(next, model.head.prototypes.shape)));
+  await sourceBoxes(model, train, prototypes, sourceIndex);
   return { prototypes, unused, meanShift: moved ? shift / moved : 0 };
+}
+
+/**
+ * Replaces each source's cell box by the box an explanation would draw: the 95th-percentile region of
+ * the prototype's upsampled activation map on its own source image (ProtoPNet's rule).
+ */
+async function sourceBoxes(
+  model: ProtoPoolModel,
+  train: Split,
+  prototypes: Prototype[],
+  index: Map<number, number>,
+) {
+  const withSource = prototypes.filter((p) => p.source && index.has(p.id));
+  if (!withSource.length) return;
+  const images = [...new Set(withSource.map((p) => index.get(p.id)!))];
+  const row = new Map(images.map((img, i) => [img, i]));
+  const [gh, gw] = model.grid;
+  const [ih, iw] = model.config.inputShape;
+  const m = model.config.prototypes;
+  for (const group of chunk(images, 64)) {
+    const batch = await train.load(group);
+    const mapsT = tf.tidy(() => {
+      const z = model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D;
+      return similarity(squaredDistances(z, model.head.prototypes), model.config.eps);
+    });
+    const maps = await mapsT.data();
+    mapsT.dispose();
+    for (const p of withSource) {
+      const r = row.get(index.get(p.id)!)! - row.get(group[0]!)!;
+      if (r < 0 || r >= group.length) continue;
+      const map = Array.from({ length: gh * gw }, (_, cell) => maps[(r * gh * gw + cell) * m + p.id]!);
+      p.source!.box = activationBox(map, gh, gw, ih, iw);
+    }
+  }
 }

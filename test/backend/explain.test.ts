@@ -1,0 +1,181 @@
+// Explanations a person can check: contributions add up, prototypes point at their training patches,
+// boxes follow ProtoPNet's rule, and the same input always gives the same bytes.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Explanation, explanationId, GlobalExplanation, type ModelManifest, tensor } from '@protopool/shared';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Dataset } from '../../gpu-backend/src/data/dataset';
+import { openDataset } from '../../gpu-backend/src/data/specs';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { highActivationBox, percentile, upsampleBicubic } from '../../gpu-backend/src/explain/boxes';
+import { globalExplanation } from '../../gpu-backend/src/explain/global';
+import { explainBatch } from '../../gpu-backend/src/explain/local';
+import { loadModelDir } from '../../gpu-backend/src/io/model-files';
+import type { ProtoPoolModel } from '../../gpu-backend/src/model/protopool';
+import { TrainConfig } from '../../gpu-backend/src/train/config';
+import { train } from '../../gpu-backend/src/train/trainer';
+
+describe('boxes from activation maps', () => {
+  it('bicubic upsampling reproduces OpenCV INTER_CUBIC on a hand-computed row', () => {
+    // [0, 1] → 4 samples. Sample 0 sits at source x = −0.25: taps at −2..1 clamp to [0,0,0,1] with
+    // weights w(1.75), w(0.75), w(0.25), w(1.25); only w(1.25) = −0.10546875 meets a 1 (a = −0.75).
+    const out = upsampleBicubic([0, 1], 1, 2, 1, 4);
+    expect(out[0]).toBeCloseTo(-0.10546875, 12);
+    // By symmetry sample 3 is 1 − sample 0 and sample 1 is 1 − sample 2.
+    expect(out[3]).toBeCloseTo(1.10546875, 12);
+    expect(out[1]! + out[2]!).toBeCloseTo(1, 12);
+  });
+
+  it('keeps a constant map constant', () => {
+    for (const v of upsampleBicubic([2, 2, 2, 2, 2, 2], 2, 3, 7, 9)) expect(v).toBeCloseTo(2, 12);
+  });
+
+  it('percentile interpolates linearly like numpy', () => {
+    expect(percentile([1, 2, 3, 4, 5], 95)).toBeCloseTo(4.8, 12); // rank 3.8
+    expect(percentile([7], 95)).toBe(7);
+  });
+
+  it('boxes the pixels at or above the 95th percentile', () => {
+    // 10×10 map, zero except a 2×3 block of 1s at rows 4–5, columns 6–8 (6 of 100 pixels ≥ p95 = 1).
+    const map = new Array(100).fill(0);
+    for (const y of [4, 5]) for (const x of [6, 7, 8]) map[y * 10 + x] = 1;
+    expect(highActivationBox(map, 10, 10)).toEqual({ x0: 6, y0: 4, x1: 9, y1: 6 });
+  });
+});
+
+describe('global explanation', () => {
+  it('derives the sharing graph, unused prototypes and compactness from the manifest', () => {
+    const manifest = {
+      version: 'a'.repeat(64),
+      classes: ['a', 'b', 'c'],
+      architecture: { prototypes: 5, slotsPerClass: 2 },
+      prototypes: [
+        {
+          id: 0,
+          source: null,
+          usedBy: [
+            { classIndex: 0, slot: 0 },
+            { classIndex: 1, slot: 1 },
+          ],
+        },
+        {
+          id: 2,
+          source: null,
+          usedBy: [
+            { classIndex: 0, slot: 1 },
+            { classIndex: 2, slot: 0 },
+            { classIndex: 2, slot: 1 },
+          ],
+        },
+        { id: 3, source: null, usedBy: [{ classIndex: 1, slot: 0 }] },
+      ],
+    } as unknown as ModelManifest;
+    const g = GlobalExplanation.parse(globalExplanation(manifest));
+    expect(g.sharing).toEqual([
+      { prototypeId: 0, classes: [0, 1] },
+      { prototypeId: 2, classes: [0, 2] },
+    ]);
+    expect(g.unused).toEqual([1, 4]);
+    expect(g.compactness).toEqual({
+      poolSize: 5,
+      prototypesUsed: 3,
+      slots: 6,
+      sharedPrototypes: 2,
+      meanClassesPerPrototype: 5 / 3,
+    });
+  });
+});
+
+describe('local explanations of a trained model', () => {
+  let dataset: Dataset;
+  let model: ProtoPoolModel;
+  let manifest: ModelManifest;
+  const all = { explain: true, topK: 10, explainTopK: true };
+
+  async function explain(indices: number[], options = all) {
+    const batch = await dataset.test.load(indices);
+    const x = tf.tensor4d(batch.x, batch.shape);
+    const ids = await Promise.all(
+      indices.map((_, i) =>
+        explanationId(
+          manifest.version,
+          tensor('float32', [1, 28, 28, 1], batch.x.slice(i * 784, (i + 1) * 784)),
+        ),
+      ),
+    );
+    const out = await explainBatch(model, manifest, x, ids, options);
+    x.dispose();
+    return out;
+  }
+
+  beforeAll(async () => {
+    await initEngine('wasm');
+    dataset = await openDataset('fashion-mnist:embedded');
+    const config = TrainConfig.parse({
+      seed: 5,
+      model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
+      batchSize: 32,
+      epochs: { warmup: 1, joint: 1, lastLayer: 1 },
+      gumbelTime: 2,
+      limits: { train: 96, test: 64 },
+    });
+    const out = await mkdtemp(join(tmpdir(), 'pp-explain-'));
+    await train({ dataset, config, outDir: out, resume: false, command: 'test' });
+    ({ model, manifest } = await loadModelDir(join(out, 'model')));
+  });
+
+  afterAll(() => model.dispose());
+
+  it('validates against the shared schema, and slot contributions plus the residual equal the logit', async () => {
+    const before = tf.memory().numTensors;
+    const [e] = await explain([0]);
+    expect(tf.memory().numTensors).toBe(before);
+    Explanation.parse(e);
+    expect(e!.classes).toHaveLength(10);
+    const w = (await model.head.lastLayer.array()) as number[][];
+    for (const c of e!.classes) {
+      const sum = c.slots.reduce((s, slot) => s + slot.contribution, 0) + c.residual;
+      expect(sum).toBeCloseTo(c.logit, 5);
+      for (const slot of c.slots) {
+        expect(slot.contribution).toBeCloseTo(slot.weight * slot.similarity, 6);
+        expect(slot.weight).toBe(w[c.classIndex]![c.classIndex * 2 + slot.slot]);
+      }
+    }
+    // The top-k list is sorted by logit and the prediction is its head.
+    const logits = e!.topK.map((t) => t.logit);
+    expect(logits).toEqual([...logits].sort((a, b) => b - a));
+    expect(e!.prediction).toEqual(e!.topK[0]);
+  });
+
+  it('explains a prototype’s own source image with the peak at the recorded cell', async () => {
+    const p = manifest.prototypes.find((q) => q.source)!;
+    const src = p.source!;
+    const index = Number(src.imageId.split('/')[1]);
+    const batch = await dataset.train.load([index]);
+    const x = tf.tensor4d(batch.x, batch.shape);
+    const [e] = await explainBatch(model, manifest, x, ['0'.repeat(64)], all);
+    x.dispose();
+    const cls = e!.classes.find((c) => c.classIndex === src.label)!;
+    const slot = cls.slots.find((s) => s.prototypeId === p.id)!;
+    expect(slot.peak).toEqual(src.cell);
+    // Distance 0 at the source cell: the similarity there is log((0+1)/(0+ε)) = log(1e4).
+    expect(slot.activation.data[src.cell.h * slot.activation.width + src.cell.w]).toBeCloseTo(
+      Math.log(1e4),
+      2,
+    );
+    expect(slot.source).toEqual(src);
+    // The source box is the explanation's own box on that image.
+    expect(slot.box).toEqual(src.box);
+  });
+
+  it('is deterministic to the byte, and prediction-only when explain is false', async () => {
+    const a = JSON.stringify(await explain([3, 4]));
+    const b = JSON.stringify(await explain([3, 4]));
+    expect(a).toBe(b);
+    const [plain] = await explain([3], { explain: false, topK: 3, explainTopK: false });
+    expect(plain!.classes).toEqual([]);
+    expect(plain!.topK).toHaveLength(3);
+  });
+});
