@@ -3,6 +3,7 @@ export * from './base64';
 export * from './errors';
 export * from './explanation';
 export * from './geometry';
+export * from './hmac';
 export * from './ids';
 export * from './manifest';
 export * from './request';

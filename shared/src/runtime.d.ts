@@ -1,4 +1,20 @@
 // The few Web-platform globals this package uses; both Node 20 and workerd provide them.
+interface SubtleKey {
+  readonly type: string;
+}
 declare const crypto: {
-  subtle: { digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer> };
+  subtle: {
+    digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
+    importKey(
+      format: 'raw',
+      key: Uint8Array,
+      algorithm: { name: 'HMAC'; hash: 'SHA-256' },
+      extractable: false,
+      usages: ['sign'],
+    ): Promise<SubtleKey>;
+    sign(algorithm: 'HMAC', key: SubtleKey, data: Uint8Array): Promise<ArrayBuffer>;
+  };
 };
+declare class TextEncoder {
+  encode(input: string): Uint8Array;
+}

@@ -214,7 +214,7 @@ function fromBytes(dtype: DType, shape: number[], bytes: Uint8Array, lim: WireLi
   if (bytes.length !== expected) {
     throw new TensorFormatError(
       bytes.length < expected ? 'truncated' : 'length_mismatch',
-      `${dtype} tensor of shape [${shape.join(', ')}] needs ${expected} data bytes, got ${bytes.length}`,
+      `${bytes.length < expected ? 'truncated: ' : ''}${dtype} tensor of shape [${shape.join(', ')}] needs ${expected} data bytes, got ${bytes.length}`,
     );
   }
   // Always copy: the result owns aligned memory whatever the caller does with its buffer.

@@ -7,6 +7,7 @@ import { openDataset } from '../data/specs';
 import { ENGINE_CHOICES, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
+import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
 import { TrainConfig } from '../train/config';
 import { evaluate } from '../train/evaluate';
@@ -165,6 +166,61 @@ export function program(): Command {
       } finally {
         model.dispose();
       }
+    });
+  cli
+    .command('serve')
+    .description(
+      'serve a model over HTTP (SageMaker container contract: GET /ping, POST /invocations; and /v1)',
+    )
+    .option('--model <dir>', 'model directory (default: $SM_MODEL_DIR or /opt/ml/model)')
+    .option('--port <n>', 'port', positiveInt, Number(process.env.SAGEMAKER_BIND_TO_PORT ?? 8080))
+    .option('--host <addr>', 'address to listen on', '0.0.0.0')
+    .option('--insecure', 'accept unsigned requests (local experiments only; needs no PROTOPOOL_HMAC_SECRET)')
+    .option('--max-batch <n>', 'largest micro-batch', positiveInt, 32)
+    .option('--max-wait-ms <n>', 'how long a request waits to be batched (0: no batching)', positiveInt, 5)
+    .option('--max-queue <n>', 'queued requests beyond which the server answers 503', positiveInt, 256)
+    .option('--max-body-bytes <n>', 'largest request body', positiveInt, 8 * 1024 * 1024)
+    .action(async (o) => {
+      const secret = process.env.PROTOPOOL_HMAC_SECRET || undefined;
+      if (!secret && !o.insecure) {
+        throw new UsageError(
+          'PROTOPOOL_HMAC_SECRET is not set: refusing to serve unsigned requests (add --insecure for local experiments)',
+        );
+      }
+      const dir = await modelDir(o.model ?? process.env.SM_MODEL_DIR ?? '/opt/ml/model');
+      const log = (e: Record<string, unknown>) =>
+        process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
+      const server = await startServer({
+        modelDir: dir,
+        port: o.port,
+        host: o.host,
+        secret: o.insecure ? undefined : secret,
+        engine: cli.opts().engine,
+        batching: {
+          maxBatch: Math.max(1, o.maxBatch),
+          maxWaitMs: o.maxWaitMs,
+          maxQueue: Math.max(1, o.maxQueue),
+        },
+        maxBodyBytes: Math.max(1024, o.maxBodyBytes),
+        log,
+      });
+      try {
+        await server.ready;
+      } catch (err) {
+        await server.close();
+        throw new Error(`cannot load the model in ${dir}: ${(err as Error).message}`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log({ event: 'draining', signal: sig });
+          void server.close().then(() => {
+            log({ event: 'stopped' });
+            resolve();
+          });
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
     });
   return cli;
 }

@@ -74,19 +74,20 @@ export async function explainBatch(
   manifest: ModelManifest,
   x: tf.Tensor4D,
   ids: string[],
-  options: ClassifyOptions,
+  options: ClassifyOptions | ClassifyOptions[],
 ): Promise<Explanation[]> {
+  const each = Array.isArray(options) ? options : ids.map(() => options);
   const pulled = await forwardForExplanation(model, x);
-  const { q, w } = options.explain ? await headState(model) : { q: [], w: [] };
+  const { q, w } = each.some((o) => o.explain) ? await headState(model) : { q: [], w: [] };
   const { classes } = manifest;
   const { slotsPerClass: k, prototypes: m } = model.config;
   const [gh, gw] = model.grid;
   const [ih, iw] = model.config.inputShape;
   const sources = new Map(manifest.prototypes.map((p) => [p.id, p.source]));
-  const topK = Math.min(options.topK, classes.length);
 
   return ids.map((id, b) => {
-    const top = ranked(pulled.logits[b]!, pulled.probs[b]!, classes, topK);
+    const options = each[b]!;
+    const top = ranked(pulled.logits[b]!, pulled.probs[b]!, classes, Math.min(options.topK, classes.length));
     const explained = !options.explain ? [] : options.explainTopK ? top : top.slice(0, 1);
     const evidence: ClassEvidence[] = explained.map(({ classIndex: c, label, logit }) => {
       const slots: SlotEvidence[] = [];

@@ -1,0 +1,174 @@
+// The backend's HTTP face (SageMaker container contract + /v1): parsing, auth, validation, errors.
+// It never does maths: the model service does.
+import {
+  apiError,
+  ClassifyOptions,
+  ClassifyQuery,
+  ClassifyRequest,
+  decodeFrame,
+  decodeJson,
+  type ErrorCode,
+  Explanation,
+  HTTP_STATUS,
+  SIGNATURE_HEADER,
+  TENSOR_MEDIA_TYPE,
+  TensorFormatError,
+  TIMESTAMP_HEADER,
+  verifyRequest,
+  type WireTensor,
+  zodApiError,
+} from '@protopool/shared';
+import { type Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { QueueFullError } from './batcher';
+import { InputError, type ModelService } from './model-service';
+
+export interface AppOptions {
+  /** The loaded model, or undefined while it loads (/ping answers 503). */
+  service: () => ModelService | undefined;
+  engine: string;
+  /** HMAC secret; undefined only when the operator chose --insecure. */
+  secret: string | undefined;
+  maxBodyBytes: number;
+  /** Seconds a client should wait before retrying when the queue is full. */
+  retryAfterSeconds: number;
+  log: (event: Record<string, unknown>) => void;
+}
+
+type Env = { Variables: { body: Uint8Array } };
+
+function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
+  return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
+}
+
+export function createApp(o: AppOptions): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.get('/ping', (c) => {
+    const s = o.service();
+    const body = { status: s ? 'ok' : 'loading', engine: o.engine, model: s?.manifest.version ?? null };
+    return c.json(body, s ? 200 : 503);
+  });
+
+  // Everything but /ping: size limit, then the HMAC check on the exact bytes received.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: o.maxBodyBytes,
+      onError: (c) => fail(c, 'payload_too_large', `request body exceeds ${o.maxBodyBytes} bytes`),
+    }),
+  );
+  app.use('*', async (c, next) => {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    c.set('body', body);
+    if (o.secret !== undefined) {
+      const url = new URL(c.req.url);
+      const verdict = await verifyRequest(
+        o.secret,
+        { timestamp: c.req.header(TIMESTAMP_HEADER), signature: c.req.header(SIGNATURE_HEADER) },
+        { method: c.req.method, path: url.pathname + url.search, body },
+      );
+      if (!verdict.ok) {
+        o.log({ event: 'auth_refused', path: url.pathname, reason: verdict.reason });
+        return fail(c, 'unauthorized', `request refused: ${verdict.reason}`);
+      }
+    }
+    await next();
+  });
+
+  const ready = (c: Context) => {
+    const s = o.service();
+    if (!s) throw new HttpFailure('backend_unavailable', 'model is still loading; retry shortly');
+    return s;
+  };
+
+  const classify = async (c: Context<Env>) => {
+    const s = ready(c);
+    const query = ClassifyQuery.safeParse(c.req.query());
+    if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    const limits = { maxElements: s.inputShape.reduce((a, b) => a * b, 1) };
+    let tensor: WireTensor;
+    let bodyOptions: Partial<ClassifyOptions> = {};
+    if (type === TENSOR_MEDIA_TYPE) {
+      tensor = decodeFrame(c.get('body'), limits);
+    } else if (type === 'application/json') {
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder().decode(c.get('body')));
+      } catch {
+        return fail(c, 'bad_request', 'body is not valid JSON');
+      }
+      const req = ClassifyRequest.safeParse(json);
+      if (!req.success) return c.json(zodApiError(req.error, 'request body'), 400);
+      if (req.data.image) {
+        return fail(
+          c,
+          'unsupported_media_type',
+          'this backend takes tensors; send images to the edge API, which decodes them',
+        );
+      }
+      tensor = decodeJson(req.data.tensor, limits);
+      bodyOptions = req.data.options;
+    } else {
+      return fail(
+        c,
+        'unsupported_media_type',
+        `content-type must be ${TENSOR_MEDIA_TYPE} or application/json, got "${type || 'none'}"`,
+      );
+    }
+    const q = query.data;
+    const options = ClassifyOptions.parse({
+      ...bodyOptions,
+      ...(q.explain === undefined ? {} : { explain: q.explain }),
+      ...(q.topK === undefined ? {} : { topK: q.topK }),
+      ...(q.explainTopK === undefined ? {} : { explainTopK: q.explainTopK }),
+    });
+    const explanation = await s.classify(tensor, options);
+    // Nothing leaves unchecked: a response that breaks the contract is our bug, reported as a 500.
+    return c.json(Explanation.parse(explanation));
+  };
+
+  app.post('/invocations', classify);
+  app.post('/v1/explain', classify);
+
+  app.get('/v1/model', (c) => c.json(ready(c).manifest));
+  app.get('/v1/prototypes', (c) => c.json(ready(c).global));
+  app.get('/v1/prototypes/:id', (c) => {
+    const s = ready(c);
+    const id = c.req.param('id');
+    const p = /^\d{1,6}$/.test(id) ? s.global.prototypes.find((q) => q.id === Number(id)) : undefined;
+    if (!p)
+      return fail(
+        c,
+        'not_found',
+        `no prototype "${id.slice(0, 40)}" in model ${s.manifest.version.slice(0, 12)}`,
+      );
+    return c.json(p);
+  });
+
+  app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+
+  app.onError((err, c) => {
+    if (err instanceof HttpFailure) return fail(c, err.code, err.message);
+    if (err instanceof TensorFormatError || err instanceof InputError)
+      return fail(c, 'bad_request', err.message);
+    if (err instanceof QueueFullError) {
+      c.header('Retry-After', String(o.retryAfterSeconds));
+      return fail(c, 'overloaded', err.message);
+    }
+    o.log({ event: 'error', path: new URL(c.req.url).pathname, error: err.message });
+    return fail(c, 'internal', 'internal error');
+  });
+
+  return app;
+}
+
+export class HttpFailure extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

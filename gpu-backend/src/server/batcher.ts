@@ -1,0 +1,101 @@
+// Micro-batching: requests arriving within a few ms (or until a batch is full) run as one forward pass;
+// each caller gets its own result, and one bad input never fails the others.
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+export interface BatcherOptions {
+  /** Largest batch one forward pass takes. */
+  maxBatch: number;
+  /** How long the first request of a batch waits for company. 0 disables batching (one by one). */
+  maxWaitMs: number;
+  /** Requests waiting or running beyond which new ones are refused (the caller answers 503). */
+  maxQueue: number;
+}
+
+type Pending<I, O> = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
+
+export class MicroBatcher<I, O> {
+  private queue: Pending<I, O>[] = [];
+  private running = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private idle: (() => void)[] = [];
+  /** Sizes of the batches run so far (for tests and metrics). */
+  readonly batchSizes: number[] = [];
+
+  constructor(
+    /** Runs a batch; returns one result or Error per item, in order. */
+    private readonly run: (items: I[]) => Promise<(O | Error)[]>,
+    readonly options: BatcherOptions,
+  ) {}
+
+  get depth(): number {
+    return this.queue.length + this.running;
+  }
+
+  submit(item: I): Promise<O> {
+    if (this.depth >= this.options.maxQueue) {
+      return Promise.reject(
+        new QueueFullError(`server busy: ${this.depth} requests queued (limit ${this.options.maxQueue})`),
+      );
+    }
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Resolves once nothing is queued or running (graceful shutdown). */
+  drain(): Promise<void> {
+    if (this.depth === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.running > 0) return; // the model runs one batch at a time; the next starts when it ends
+    if (this.queue.length >= this.options.maxBatch || this.options.maxWaitMs <= 0) {
+      this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), this.options.maxWaitMs);
+    }
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.queue.splice(0, this.options.maxBatch);
+    if (!batch.length) return;
+    this.running = batch.length;
+    this.batchSizes.push(batch.length);
+    void this.execute(batch).finally(() => {
+      this.running = 0;
+      if (this.queue.length)
+        this.flush(); // they waited while the previous batch ran
+      else for (const done of this.idle.splice(0)) done();
+    });
+  }
+
+  private async execute(batch: Pending<I, O>[]): Promise<void> {
+    let results: (O | Error)[];
+    try {
+      results = await this.run(batch.map((p) => p.item));
+    } catch {
+      // The batch as a whole failed: run each item alone so only the culprit fails.
+      results = [];
+      for (const p of batch) {
+        try {
+          const [r] = await this.run([p.item]);
+          results.push(r as O | Error);
+        } catch (err) {
+          results.push(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+    }
+    batch.forEach((p, i) => {
+      const r = results[i];
+      if (r instanceof Error) p.reject(r);
+      else if (r === undefined) p.reject(new Error('batch returned fewer results than inputs'));
+      else p.resolve(r);
+    });
+  }
+}

@@ -1,0 +1,96 @@
+// The loaded model behind the HTTP routes: checks inputs against the manifest, batches, explains.
+import {
+  type ClassifyOptions,
+  type Explanation,
+  explanationId,
+  type GlobalExplanation,
+  type ModelManifest,
+  type WireTensor,
+} from '@protopool/shared';
+import * as tf from '@tensorflow/tfjs';
+import { globalExplanation } from '../explain/global';
+import { explainBatch } from '../explain/local';
+import { loadModelDir } from '../io/model-files';
+import type { ProtoPoolModel } from '../model/protopool';
+import { type BatcherOptions, MicroBatcher } from './batcher';
+
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+interface Job {
+  data: Float32Array;
+  id: string;
+  options: ClassifyOptions;
+}
+
+export class ModelService {
+  readonly batcher: MicroBatcher<Job, Explanation>;
+  readonly global: GlobalExplanation;
+
+  private constructor(
+    readonly model: ProtoPoolModel,
+    readonly manifest: ModelManifest,
+    readonly dir: string,
+    batching: BatcherOptions,
+  ) {
+    this.batcher = new MicroBatcher((jobs) => this.runBatch(jobs), batching);
+    this.global = globalExplanation(manifest);
+  }
+
+  static async load(dir: string, batching: BatcherOptions): Promise<ModelService> {
+    const { model, manifest } = await loadModelDir(dir);
+    return new ModelService(model, manifest, dir, batching);
+  }
+
+  /** The tensor shape a request must carry: [H,W,C] or [1,H,W,C], float32, normalised. */
+  get inputShape(): [number, number, number] {
+    const { height, width, channels } = this.manifest.input;
+    return [height, width, channels];
+  }
+
+  checkInput(t: WireTensor): Float32Array {
+    const want = this.inputShape;
+    const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
+    if (t.dtype !== 'float32') throw new InputError(`tensor dtype must be float32, got ${t.dtype}`);
+    if (shape.length !== 3 || shape.some((d, i) => d !== want[i])) {
+      throw new InputError(
+        `tensor shape must be [${want.join(', ')}] or [1, ${want.join(', ')}], got [${t.shape.join(', ')}]`,
+      );
+    }
+    return t.data as Float32Array;
+  }
+
+  async classify(t: WireTensor, options: ClassifyOptions): Promise<Explanation> {
+    const data = this.checkInput(t);
+    const [h, w, c] = this.inputShape;
+    // The id addresses the canonical [1,H,W,C] tensor, whichever of the two shapes the client sent.
+    const id = await explanationId(this.manifest.version, { dtype: 'float32', shape: [1, h, w, c], data });
+    return this.batcher.submit({ data, id, options });
+  }
+
+  private async runBatch(jobs: Job[]): Promise<Explanation[]> {
+    const [h, w, c] = this.inputShape;
+    const size = h * w * c;
+    const all = new Float32Array(jobs.length * size);
+    jobs.forEach((j, i) => {
+      all.set(j.data, i * size);
+    });
+    const x = tf.tensor4d(all, [jobs.length, h, w, c]);
+    try {
+      return await explainBatch(
+        this.model,
+        this.manifest,
+        x,
+        jobs.map((j) => j.id),
+        jobs.map((j) => j.options),
+      );
+    } finally {
+      x.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
