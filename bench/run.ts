@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark of the project, on this machine, with ratios to in-run baselines.
 
+import { benchBackend } from './backend';
 import { benchInference } from './inference';
 import { benchTrainSpeed } from './train-speed';
 import { printTable } from './measure';
@@ -10,6 +11,11 @@ const suites: Record<string, () => Promise<void>> = {
   wire: async () => printTable('tensor wire format, 32×64×64×3 float32', await benchWire()),
   train: async () =>
     printTable('training images/s, batch 32 (ratio: speed-up over the first kernels)', await benchTrainSpeed()),
+  backend: async () =>
+    printTable(
+      'backend /invocations (median column = p50 latency; ratio = req/s over sequential at the same concurrency)',
+      await benchBackend(process.env.BENCH_MODEL),
+    ),
   inference: async () =>
     printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),
 };

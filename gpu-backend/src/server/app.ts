@@ -46,7 +46,7 @@ export function createApp(o: AppOptions): Hono<Env> {
 
   app.get('/ping', (c) => {
     const s = o.service();
-    const body = { status: s ? 'ok' : 'loading', engine: o.engine, model: s?.manifest.version ?? null };
+    const body = { status: s ? 'ok' : 'loading', engine: o.engine, model: s?.manifest.version ?? null, ...s?.stats() };
     return c.json(body, s ? 200 : 503);
   });
 

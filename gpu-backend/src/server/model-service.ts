@@ -90,6 +90,12 @@ export class ModelService {
     }
   }
 
+  /** Live numbers for /ping: the tensor count must stay flat however many requests pass. */
+  stats(): { tensors: number; queue: number; batches: number; requests: number } {
+    const b = this.batcher;
+    return { tensors: tf.memory().numTensors, queue: b.depth, batches: b.batches, requests: b.items };
+  }
+
   dispose(): void {
     this.model.dispose();
   }

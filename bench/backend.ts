@@ -1,0 +1,71 @@
+// Backend throughput and latency at concurrency 1, 8, 32, with and without micro-batching (autocannon
+// against the real `protopool serve` process on loopback), plus the tensor count before and after.
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeFrame, signRequest, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
+import autocannon from 'autocannon';
+import { startBackend, trainTinyModel } from '../test/helpers/backend-process';
+import { seededArray } from '../test/helpers/random';
+import type { BenchResult } from './measure';
+
+const SECRET = 'bench-secret';
+const SECONDS = Number(process.env.BENCH_BACKEND_SECONDS ?? 8);
+
+async function ping(url: string): Promise<{ tensors: number; requests: number; batches: number }> {
+  return (await fetch(`${url}/ping`)).json() as Promise<{ tensors: number; requests: number; batches: number }>;
+}
+
+export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
+  const dir = modelDir ?? (await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-bench-'))));
+  const body = encodeFrame(tensor('float32', [1, 28, 28, 1], seededArray(784, 3)));
+  // One signature serves the whole run: it stays valid for 300 s.
+  const headers = {
+    ...(await signRequest(SECRET, { method: 'POST', path: '/invocations', body })),
+    'content-type': TENSOR_MEDIA_TYPE,
+  };
+  const rows: BenchResult[] = [];
+  const baseline = new Map<number, number>();
+  for (const [label, args] of [
+    ['sequential (no batching)', ['--max-wait-ms', '0', '--max-batch', '1']],
+    ['micro-batching (≤32, 5 ms)', ['--max-wait-ms', '5', '--max-batch', '32']],
+  ] as const) {
+    const backend = await startBackend(['--model', dir, '--max-queue', '1024', ...args], { PROTOPOOL_HMAC_SECRET: SECRET });
+    try {
+      const before = await ping(backend.url);
+      for (const connections of [1, 8, 32]) {
+        const r = await autocannon({
+          url: `${backend.url}/invocations`,
+          method: 'POST',
+          headers,
+          body: Buffer.from(body),
+          connections,
+          duration: SECONDS,
+        });
+        const rps = r.requests.average;
+        if (!baseline.has(connections)) baseline.set(connections, rps);
+        rows.push({
+          name: `${label}, concurrency ${connections}`,
+          medianMs: r.latency.p50,
+          runs: r.requests.total,
+          ratio: rps / baseline.get(connections)!,
+          extra: { 'req/s': rps.toFixed(1), p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors },
+        });
+      }
+      const after = await ping(backend.url);
+      rows.push({
+        name: `${label}: tensors before → after`,
+        medianMs: 0,
+        runs: after.requests - before.requests,
+        extra: {
+          tensors: `${before.tensors}→${after.tensors}`,
+          requests: after.requests - before.requests,
+          meanBatch: ((after.requests - before.requests) / Math.max(1, after.batches - before.batches)).toFixed(1),
+        },
+      });
+    } finally {
+      await backend.stop();
+    }
+  }
+  return rows;
+}
