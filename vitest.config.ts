@@ -1,6 +1,11 @@
 // Test projects by runtime: Node for shared and backend, workerd (the real Workers runtime) for the edge.
+import { createHash } from 'node:crypto';
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+
+/** API keys the edge suite uses; the Worker only ever sees their hashes. */
+export const EDGE_TEST_KEYS = ['edge-test-key-1', 'edge-test-key-2'];
+const hashes = EDGE_TEST_KEYS.map((k) => createHash('sha256').update(k).digest('hex')).join(',');
 
 export default defineConfig({
   test: {
@@ -19,10 +24,28 @@ export default defineConfig({
       },
       {
         plugins: [
-          cloudflareTest({ main: './edge/src/index.ts', wrangler: { configPath: './wrangler.toml' } }),
+          cloudflareTest(async ({ inject }) => ({
+            main: './edge/src/index.ts',
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                BACKEND_URL: inject('backendUrl'),
+                PROTOPOOL_HMAC_SECRET: 'edge-suite-secret',
+                API_KEY_HASHES: hashes,
+                RATE_LIMIT_PER_MINUTE: '1000',
+                BACKEND_TIMEOUT_MS: '5000',
+                TEST_SAGEMAKER_URL: inject('sagemakerUrl'),
+              },
+            },
+          })),
         ],
         // The shared suite runs here too: the contract must behave identically inside workerd.
-        test: { name: 'edge', include: ['test/edge/**/*.test.ts', 'test/shared/**/*.test.ts'] },
+        test: {
+          name: 'edge',
+          include: ['test/edge/**/*.test.ts', 'test/shared/**/*.test.ts'],
+          globalSetup: ['test/edge/global-setup.ts'],
+          hookTimeout: 120_000,
+        },
       },
     ],
   },

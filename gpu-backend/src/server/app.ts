@@ -37,6 +37,9 @@ export interface AppOptions {
 
 type Env = { Variables: { body: Uint8Array } };
 
+/** The header SageMaker forwards from InvokeEndpoint's CustomAttributes. */
+export const SAGEMAKER_ATTRIBUTES = 'X-Amzn-SageMaker-Custom-Attributes';
+
 function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
   return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
 }
@@ -84,7 +87,17 @@ export function createApp(o: AppOptions): Hono<Env> {
 
   const classify = async (c: Context<Env>) => {
     const s = ready(c);
-    const query = ClassifyQuery.safeParse(c.req.query());
+    // Behind SageMaker only /invocations is reachable and query strings are dropped: options and the
+    // other routes arrive in the CustomAttributes header instead (route=manifest, route=prototype-image&id=N).
+    const attributes = new URLSearchParams(c.req.header(SAGEMAKER_ATTRIBUTES) ?? '');
+    const route = attributes.get('route');
+    if (route === 'manifest') return c.json(s.manifest);
+    if (route === 'prototype-image') {
+      return fail(c, 'not_found', `no image for prototype "${(attributes.get('id') ?? '').slice(0, 12)}"`);
+    }
+    if (route !== null) return fail(c, 'bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
+    attributes.delete('route');
+    const query = ClassifyQuery.safeParse({ ...Object.fromEntries(attributes), ...c.req.query() });
     if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     const limits = { maxElements: s.inputShape.reduce((a, b) => a * b, 1) };

@@ -1,0 +1,33 @@
+// In-memory explanation cache (per isolate; tests and local development), LRU-bounded with TTLs.
+import type { Explanation } from '@protopool/shared';
+import type { ExplanationCache } from './cache';
+
+export class MemoryCache implements ExplanationCache {
+  readonly name = 'memory';
+  private readonly entries = new Map<string, { value: string; expires: number }>();
+
+  constructor(
+    private readonly maxEntries = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async get(id: string): Promise<Explanation | null> {
+    const e = this.entries.get(id);
+    if (!e) return null;
+    if (e.expires <= this.now()) {
+      this.entries.delete(id);
+      return null;
+    }
+    // Re-insert: Map keeps insertion order, so the oldest-used entry is always first.
+    this.entries.delete(id);
+    this.entries.set(id, e);
+    return JSON.parse(e.value) as Explanation;
+  }
+
+  async put(id: string, explanation: Explanation, ttlSeconds: number): Promise<void> {
+    this.entries.delete(id);
+    // Stored serialised: callers can never mutate a cached explanation through a shared reference.
+    this.entries.set(id, { value: JSON.stringify(explanation), expires: this.now() + ttlSeconds * 1000 });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+}

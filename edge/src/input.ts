@@ -1,0 +1,111 @@
+// Request bodies to the exact tensor the backend expects: tensor frames and JSON, or images (decoded,
+// resized and normalised as the model manifest says).
+import {
+  type ClassifyOptions,
+  ClassifyRequest,
+  decodeBase64,
+  decodeFrame,
+  decodeJson,
+  type ModelManifest,
+  TENSOR_MEDIA_TYPE,
+  TensorFormatError,
+  type WireTensor,
+  zodApiError,
+} from '@protopool/shared';
+import { EdgeError } from './errors';
+
+export interface ParsedInput {
+  tensor: WireTensor;
+  bodyOptions: Partial<ClassifyOptions>;
+}
+
+const IMAGE_TYPES = new Set(['image/jpeg', 'image/png']);
+
+/** [1,H,W,C] float32, whichever of the accepted shapes arrived. */
+function canonical(t: WireTensor, manifest: ModelManifest): WireTensor {
+  const { height, width, channels } = manifest.input;
+  const want = [height, width, channels];
+  const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
+  if (t.dtype !== 'float32')
+    throw new EdgeError('bad_request', `tensor dtype must be float32, got ${t.dtype}`);
+  if (shape.length !== 3 || shape.some((d, i) => d !== want[i])) {
+    throw new EdgeError(
+      'bad_request',
+      `tensor shape must be [${want.join(', ')}] or [1, ${want.join(', ')}] (the model's normalised input), got [${t.shape.join(', ')}]`,
+    );
+  }
+  return { dtype: 'float32', shape: [1, height, width, channels], data: t.data };
+}
+
+function tensorFrom(decode: () => WireTensor, manifest: ModelManifest): WireTensor {
+  try {
+    return canonical(decode(), manifest);
+  } catch (err) {
+    if (err instanceof TensorFormatError) throw new EdgeError('bad_request', err.message);
+    throw err;
+  }
+}
+
+export async function imageToTensor(
+  _bytes: Uint8Array,
+  _type: string,
+  _manifest: ModelManifest,
+): Promise<WireTensor> {
+  throw new EdgeError('unsupported_media_type', 'image input is not enabled on this edge yet; send a tensor');
+}
+
+export async function readInput(req: Request, manifest: ModelManifest): Promise<ParsedInput> {
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const limits = { maxElements: manifest.input.height * manifest.input.width * manifest.input.channels };
+  if (type === TENSOR_MEDIA_TYPE) {
+    const bytes = new Uint8Array(await req.arrayBuffer());
+    return { tensor: tensorFrom(() => decodeFrame(bytes, limits), manifest), bodyOptions: {} };
+  }
+  if (IMAGE_TYPES.has(type)) {
+    return {
+      tensor: await imageToTensor(new Uint8Array(await req.arrayBuffer()), type, manifest),
+      bodyOptions: {},
+    };
+  }
+  if (type === 'multipart/form-data') {
+    const form = await req.formData().catch(() => null);
+    const file = form?.get('image');
+    if (!file || typeof file === 'string') {
+      throw new EdgeError('bad_request', 'multipart body needs a file field named "image"');
+    }
+    const blob = file as unknown as Blob;
+    const fileType = (blob.type || '').toLowerCase();
+    if (!IMAGE_TYPES.has(fileType)) {
+      throw new EdgeError(
+        'unsupported_media_type',
+        `image must be image/jpeg or image/png, got "${fileType || 'none'}"`,
+      );
+    }
+    return {
+      tensor: await imageToTensor(new Uint8Array(await blob.arrayBuffer()), fileType, manifest),
+      bodyOptions: {},
+    };
+  }
+  if (type === 'application/json') {
+    const json = await req.json().catch(() => {
+      throw new EdgeError('bad_request', 'body is not valid JSON');
+    });
+    const parsed = ClassifyRequest.safeParse(json);
+    if (!parsed.success) {
+      const e = zodApiError(parsed.error, 'request body').error;
+      throw new EdgeError('bad_request', e.message, e.details);
+    }
+    const { image, tensor, options } = parsed.data;
+    if (image) {
+      const bytes = decodeBase64(image.data);
+      if (!bytes)
+        throw new EdgeError('bad_request', 'Invalid request body: image.data: not canonical base64');
+      return { tensor: await imageToTensor(bytes, image.mediaType, manifest), bodyOptions: options };
+    }
+    return { tensor: tensorFrom(() => decodeJson(tensor, limits), manifest), bodyOptions: options };
+  }
+  throw new EdgeError(
+    'unsupported_media_type',
+    `content-type must be image/jpeg, image/png, multipart/form-data, application/json or ${TENSOR_MEDIA_TYPE}; got "${type || 'none'}"`,
+  );
+}

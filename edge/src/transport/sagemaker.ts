@@ -1,0 +1,129 @@
+// SageMaker transport: InvokeEndpoint over HTTPS, SigV4-signed with aws4fetch (~3 KiB gzip, versus ~56 KiB
+// for @aws-sdk/client-sagemaker-runtime; both sign correctly inside workerd — see NOTES.md).
+// SageMaker forwards only /invocations, so the manifest and prototype images travel as routes named in
+// the CustomAttributes header, which the backend reads (route=manifest, route=prototype-image&id=N).
+import {
+  ApiError,
+  type ClassifyOptions,
+  Explanation,
+  encodeFrame,
+  ModelManifest,
+  TENSOR_MEDIA_TYPE,
+  type WireTensor,
+} from '@protopool/shared';
+import { AwsClient } from 'aws4fetch';
+import { type Backend, BackendError, optionsQuery } from './backend';
+
+export const CUSTOM_ATTRIBUTES = 'X-Amzn-SageMaker-Custom-Attributes';
+
+export interface SageMakerOptions {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string | undefined;
+  timeoutMs: number;
+  /** Override for tests: where the runtime API lives (default https://runtime.sagemaker.<region>.amazonaws.com). */
+  baseUrl?: string;
+}
+
+export class SageMakerBackend implements Backend {
+  readonly name = 'sagemaker';
+  private readonly aws: AwsClient;
+  private readonly url: string;
+
+  constructor(private readonly o: SageMakerOptions) {
+    this.aws = new AwsClient({
+      accessKeyId: o.accessKeyId,
+      secretAccessKey: o.secretAccessKey,
+      sessionToken: o.sessionToken,
+      region: o.region,
+      service: 'sagemaker',
+      retries: 1, // one retry, as the HTTP transport
+    });
+    const base = o.baseUrl ?? `https://runtime.sagemaker.${o.region}.amazonaws.com`;
+    this.url = `${base.replace(/\/$/, '')}/endpoints/${encodeURIComponent(o.endpoint)}/invocations`;
+  }
+
+  private async invoke(
+    attributes: string,
+    body: Uint8Array,
+    type: string,
+    accept: string,
+  ): Promise<Response> {
+    try {
+      return await this.aws.fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': type, accept, [CUSTOM_ATTRIBUTES]: attributes },
+        body,
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+    } catch (err) {
+      const name = (err as Error).name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new BackendError(
+          'backend_timeout',
+          `SageMaker endpoint did not answer within ${this.o.timeoutMs} ms`,
+        );
+      }
+      throw new BackendError(
+        'backend_unavailable',
+        `SageMaker endpoint unreachable: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  private async failure(res: Response): Promise<BackendError> {
+    const body = await res.json().catch(() => null);
+    const parsed = ApiError.safeParse(body);
+    // SageMaker wraps container errors: a 4xx from our container arrives as a ModelError (424) whose
+    // OriginalStatusCode/OriginalMessage carry our ApiError.
+    const original = (body as { OriginalStatusCode?: number; OriginalMessage?: string } | null) ?? {};
+    if (original.OriginalStatusCode && original.OriginalStatusCode < 500 && original.OriginalMessage) {
+      const inner = ApiError.safeParse(JSON.parse(original.OriginalMessage));
+      if (inner.success)
+        return new BackendError(inner.data.error.code, inner.data.error.message, inner.data.error.details);
+    }
+    if (parsed.success && res.status < 500)
+      return new BackendError(parsed.data.error.code, parsed.data.error.message);
+    return new BackendError('backend_unavailable', `SageMaker endpoint answered ${res.status}`);
+  }
+
+  async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
+    const res = await this.invoke(
+      optionsQuery(options),
+      encodeFrame(tensor),
+      TENSOR_MEDIA_TYPE,
+      'application/json',
+    );
+    if (!res.ok) throw await this.failure(res);
+    const parsed = Explanation.safeParse(await res.json());
+    if (!parsed.success)
+      throw new BackendError('backend_unavailable', 'SageMaker endpoint sent an invalid explanation');
+    return parsed.data;
+  }
+
+  async manifest(): Promise<ModelManifest> {
+    const res = await this.invoke('route=manifest', new Uint8Array(), 'application/json', 'application/json');
+    if (!res.ok) throw await this.failure(res);
+    const parsed = ModelManifest.safeParse(await res.json());
+    if (!parsed.success)
+      throw new BackendError('backend_unavailable', 'SageMaker endpoint sent an invalid manifest');
+    return parsed.data;
+  }
+
+  async prototypeImage(id: number): Promise<Uint8Array | null> {
+    const res = await this.invoke(
+      `route=prototype-image&id=${id}`,
+      new Uint8Array(),
+      'application/json',
+      'image/png',
+    );
+    if (!res.ok) {
+      const err = await this.failure(res);
+      if (err.code === 'not_found') return null;
+      throw err;
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}

@@ -1,0 +1,67 @@
+// The contract every Backend transport passes, run against the real backend process.
+import { ClassifyOptions, Explanation, ModelManifest, tensor } from '@protopool/shared';
+import { describe, expect, it } from 'vitest';
+import { type Backend, BackendError } from '../../edge/src/transport/backend';
+
+export const input = (seed: number) =>
+  tensor(
+    'float32',
+    [1, 28, 28, 1],
+    Float32Array.from({ length: 784 }, (_, i) => Math.sin(i * 0.37 + seed)),
+  );
+
+export function transportContract(
+  name: string,
+  make: (overrides?: { timeoutMs?: number; dead?: boolean }) => Backend,
+) {
+  describe(`Backend transport contract: ${name}`, () => {
+    it('fetches a valid manifest', async () => {
+      const m = ModelManifest.parse(await make().manifest());
+      expect(m.input).toMatchObject({ height: 28, width: 28, channels: 1 });
+    });
+
+    it('explains a tensor with the requested options, tagged with the manifest version', async () => {
+      const backend = make();
+      const m = await backend.manifest();
+      const e = Explanation.parse(await backend.explain(input(1), ClassifyOptions.parse({ topK: 4 })));
+      expect(e.modelVersion).toBe(m.version);
+      expect(e.topK).toHaveLength(4);
+      expect(e.classes).toHaveLength(1);
+      const bare = await backend.explain(input(1), ClassifyOptions.parse({ explain: false, topK: 2 }));
+      expect(bare.classes).toEqual([]);
+      expect(bare.id).toBe(e.id);
+    });
+
+    it("passes the backend's 4xx through with its code and message", async () => {
+      const bad = tensor('float32', [1, 28, 27, 1], new Float32Array(28 * 27));
+      const err = await make()
+        .explain(bad, ClassifyOptions.parse({}))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err).toMatchObject({
+        code: 'bad_request',
+        message: expect.stringMatching(/shape must be \[28, 28, 1\]/),
+      });
+    });
+
+    it('reports an unreachable backend as backend_unavailable', async () => {
+      const err = await make({ dead: true })
+        .manifest()
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err.code).toBe('backend_unavailable');
+    });
+
+    it('reports a slow backend as backend_timeout', async () => {
+      const err = await make({ timeoutMs: 1 })
+        .explain(input(2), ClassifyOptions.parse({}))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err.code).toBe('backend_timeout');
+    });
+
+    it('answers null for a prototype image the backend does not have', async () => {
+      expect(await make().prototypeImage(999_999)).toBeNull();
+    });
+  });
+}
