@@ -13,7 +13,11 @@ const SECRET = 'bench-secret';
 const SECONDS = Number(process.env.BENCH_BACKEND_SECONDS ?? 8);
 
 async function ping(url: string): Promise<{ tensors: number; requests: number; batches: number }> {
-  return (await fetch(`${url}/ping`)).json() as Promise<{ tensors: number; requests: number; batches: number }>;
+  return (await fetch(`${url}/ping`)).json() as Promise<{
+    tensors: number;
+    requests: number;
+    batches: number;
+  }>;
 }
 
 export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
@@ -30,7 +34,9 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
     ['sequential (no batching)', ['--max-wait-ms', '0', '--max-batch', '1']],
     ['micro-batching (≤32, 5 ms)', ['--max-wait-ms', '5', '--max-batch', '32']],
   ] as const) {
-    const backend = await startBackend(['--model', dir, '--max-queue', '1024', ...args], { PROTOPOOL_HMAC_SECRET: SECRET });
+    const backend = await startBackend(['--model', dir, '--max-queue', '1024', ...args], {
+      PROTOPOOL_HMAC_SECRET: SECRET,
+    });
     try {
       const before = await ping(backend.url);
       for (const connections of [1, 8, 32]) {
@@ -60,7 +66,10 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
         extra: {
           tensors: `${before.tensors}→${after.tensors}`,
           requests: after.requests - before.requests,
-          meanBatch: ((after.requests - before.requests) / Math.max(1, after.batches - before.batches)).toFixed(1),
+          meanBatch: (
+            (after.requests - before.requests) /
+            Math.max(1, after.batches - before.batches)
+          ).toFixed(1),
         },
       });
     } finally {

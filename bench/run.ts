@@ -2,15 +2,18 @@
 
 import { benchBackend } from './backend';
 import { benchInference } from './inference';
-import { benchTrainSpeed } from './train-speed';
 import { printTable } from './measure';
+import { benchTrainSpeed } from './train-speed';
 import { benchWire } from './wire';
 
 const only = process.argv[2];
 const suites: Record<string, () => Promise<void>> = {
   wire: async () => printTable('tensor wire format, 32×64×64×3 float32', await benchWire()),
   train: async () =>
-    printTable('training images/s, batch 32 (ratio: speed-up over the first kernels)', await benchTrainSpeed()),
+    printTable(
+      'training images/s, batch 32 (ratio: speed-up over the first kernels)',
+      await benchTrainSpeed(),
+    ),
   backend: async () =>
     printTable(
       'backend /invocations (median column = p50 latency; ratio = req/s over sequential at the same concurrency)',

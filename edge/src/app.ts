@@ -216,6 +216,7 @@ function makeBackend(config: EdgeConfig): Backend {
       accessKeyId: config.AWS_ACCESS_KEY_ID!,
       secretAccessKey: config.AWS_SECRET_ACCESS_KEY!,
       sessionToken: config.AWS_SESSION_TOKEN,
+      secret: config.PROTOPOOL_HMAC_SECRET,
       timeoutMs: config.BACKEND_TIMEOUT_MS,
     });
   }

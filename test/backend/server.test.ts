@@ -58,7 +58,12 @@ describe('SageMaker contract', () => {
   it('GET /ping answers 200 with the engine and model, without a signature', async () => {
     const res = await fetch(`${backend.url}/ping`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', engine: 'wasm (SIMD, 1 thread)', model: version, queue: 0 });
+    expect(await res.json()).toMatchObject({
+      status: 'ok',
+      engine: 'wasm (SIMD, 1 thread)',
+      model: version,
+      queue: 0,
+    });
   });
 
   it('POST /invocations with a binary tensor frame returns a schema-valid explanation with its content id', async () => {

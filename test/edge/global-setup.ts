@@ -5,7 +5,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { signRequest } from '@protopool/shared';
 import type { TestProject } from 'vitest/node';
 import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/backend-process';
 
@@ -21,8 +20,8 @@ async function body(req: IncomingMessage): Promise<Uint8Array> {
 
 /**
  * Mimics the SageMaker runtime API for one endpoint: POST /endpoints/<name>/invocations with a SigV4
- * Authorization header; forwards to the container's /invocations with the CustomAttributes header,
- * as SageMaker does (it is the platform, so it re-signs for the backend's HMAC check).
+ * Authorization header; forwards to the container's /invocations with the CustomAttributes header only,
+ * as SageMaker does (the edge's HMAC signature rides inside CustomAttributes).
  */
 function sageMakerStandIn(target: string, endpoint: string): Promise<{ server: Server; url: string }> {
   const server = createServer(async (req, res) => {
@@ -45,8 +44,8 @@ function sageMakerStandIn(target: string, endpoint: string): Promise<{ server: S
       return;
     }
     const payload = await body(req);
+    // Like SageMaker: only the body, content type and CustomAttributes reach the container.
     const headers: Record<string, string> = {
-      ...(await signRequest(EDGE_TEST_SECRET, { method: 'POST', path: '/invocations', body: payload })),
       'x-amzn-sagemaker-custom-attributes': String(req.headers['x-amzn-sagemaker-custom-attributes'] ?? ''),
     };
     if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);

@@ -12,7 +12,7 @@ export const input = (seed: number) =>
 
 export function transportContract(
   name: string,
-  make: (overrides?: { timeoutMs?: number; dead?: boolean }) => Backend,
+  make: (overrides?: { timeoutMs?: number; dead?: boolean; secret?: string }) => Backend,
 ) {
   describe(`Backend transport contract: ${name}`, () => {
     it('fetches a valid manifest', async () => {
@@ -41,6 +41,17 @@ export function transportContract(
       expect(err).toMatchObject({
         code: 'bad_request',
         message: expect.stringMatching(/shape must be \[28, 28, 1\]/),
+      });
+    });
+
+    it('reports a signature the backend refuses as backend_unavailable, not as the client’s fault', async () => {
+      const err = await make({ secret: 'not-the-backend-secret' })
+        .explain(input(3), ClassifyOptions.parse({}))
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(BackendError);
+      expect(err).toMatchObject({
+        code: 'backend_unavailable',
+        message: expect.stringMatching(/refused the edge/),
       });
     });
 

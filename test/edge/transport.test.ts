@@ -11,7 +11,7 @@ transportContract(
   (o = {}) =>
     new HttpBackend({
       baseUrl: o.dead ? DEAD : env.BACKEND_URL!,
-      secret: env.PROTOPOOL_HMAC_SECRET,
+      secret: o.secret ?? env.PROTOPOOL_HMAC_SECRET,
       timeoutMs: o.timeoutMs ?? 5000,
     }),
 );
@@ -24,6 +24,7 @@ transportContract(
       region: 'us-east-1',
       accessKeyId: 'AKIDTEST',
       secretAccessKey: 'test-secret-key',
+      secret: o.secret ?? env.PROTOPOOL_HMAC_SECRET,
       timeoutMs: o.timeoutMs ?? 5000,
       baseUrl: o.dead ? DEAD : env.TEST_SAGEMAKER_URL,
     }),

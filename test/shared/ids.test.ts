@@ -2,8 +2,8 @@
 import { encodeFrame, explanationId, sha256Hex, tensor } from '@protopool/shared';
 import { describe, expect, it } from 'vitest';
 
-const V1 = '0'.repeat(63) + '1';
-const V2 = '0'.repeat(63) + '2';
+const V1 = `${'0'.repeat(63)}1`;
+const V2 = `${'0'.repeat(63)}2`;
 
 describe('explanation ids', () => {
   it('sha256 matches the FIPS 180-2 test vector for "abc"', async () => {

@@ -8,7 +8,10 @@ import {
   Explanation,
   encodeFrame,
   ModelManifest,
+  SIGNATURE_HEADER,
+  signRequest,
   TENSOR_MEDIA_TYPE,
+  TIMESTAMP_HEADER,
   type WireTensor,
 } from '@protopool/shared';
 import { AwsClient } from 'aws4fetch';
@@ -22,6 +25,8 @@ export interface SageMakerOptions {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string | undefined;
+  /** The backend's HMAC secret: the signature rides in CustomAttributes, the only header SageMaker forwards. */
+  secret?: string | undefined;
   timeoutMs: number;
   /** Override for tests: where the runtime API lives (default https://runtime.sagemaker.<region>.amazonaws.com). */
   baseUrl?: string;
@@ -51,6 +56,14 @@ export class SageMakerBackend implements Backend {
     type: string,
     accept: string,
   ): Promise<Response> {
+    if (this.o.secret) {
+      const h = await signRequest(this.o.secret, {
+        method: 'POST',
+        path: `/invocations?${attributes}`,
+        body,
+      });
+      attributes = `${attributes ? `${attributes}&` : ''}pp-ts=${h[TIMESTAMP_HEADER]}&pp-sig=${h[SIGNATURE_HEADER]}`;
+    }
     try {
       return await this.aws.fetch(this.url, {
         method: 'POST',
@@ -79,13 +92,25 @@ export class SageMakerBackend implements Backend {
     // SageMaker wraps container errors: a 4xx from our container arrives as a ModelError (424) whose
     // OriginalStatusCode/OriginalMessage carry our ApiError.
     const original = (body as { OriginalStatusCode?: number; OriginalMessage?: string } | null) ?? {};
-    if (original.OriginalStatusCode && original.OriginalStatusCode < 500 && original.OriginalMessage) {
-      const inner = ApiError.safeParse(JSON.parse(original.OriginalMessage));
-      if (inner.success)
-        return new BackendError(inner.data.error.code, inner.data.error.message, inner.data.error.details);
+    if (original.OriginalStatusCode === 401) {
+      // Edge-to-backend auth is our configuration: never the client's fault.
+      return new BackendError('backend_unavailable', 'backend refused the edge’s signature');
     }
-    if (parsed.success && res.status < 500)
+    if (original.OriginalStatusCode && original.OriginalStatusCode < 500 && original.OriginalMessage) {
+      let message: unknown = null;
+      try {
+        message = JSON.parse(original.OriginalMessage);
+      } catch {
+        // not JSON: fall through to the generic answer
+      }
+      const inner = ApiError.safeParse(message);
+      if (inner.success) {
+        return new BackendError(inner.data.error.code, inner.data.error.message, inner.data.error.details);
+      }
+    }
+    if (parsed.success && res.status < 500) {
       return new BackendError(parsed.data.error.code, parsed.data.error.message);
+    }
     return new BackendError('backend_unavailable', `SageMaker endpoint answered ${res.status}`);
   }
 

@@ -12,6 +12,7 @@ import { latestCheckpoint } from '../train/checkpoint';
 import { TrainConfig } from '../train/config';
 import { evaluate } from '../train/evaluate';
 import { train } from '../train/trainer';
+import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors';
 import { trainReporter } from './progress';
 
@@ -222,6 +223,7 @@ export function program(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
     });
+  addDeployCommands(cli);
   return cli;
 }
 

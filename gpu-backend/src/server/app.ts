@@ -40,6 +40,16 @@ type Env = { Variables: { body: Uint8Array } };
 /** The header SageMaker forwards from InvokeEndpoint's CustomAttributes. */
 export const SAGEMAKER_ATTRIBUTES = 'X-Amzn-SageMaker-Custom-Attributes';
 
+/**
+ * `<attributes>&pp-ts=<unix s>&pp-sig=v1=<hex>`: the HMAC scheme with path "/invocations?<attributes>"
+ * (SageMaker forwards only this header, so the signature rides in it, after the attributes it covers).
+ */
+export function signatureInAttributes(header: string | undefined) {
+  if (!header) return null;
+  const m = /^(?:(.*)&)?pp-ts=(\d{1,12})&pp-sig=(v1=[0-9a-f]{64})$/.exec(header);
+  return m ? { signed: m[1] ?? '', timestamp: m[2]!, signature: m[3]! } : null;
+}
+
 function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
   return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
 }
@@ -49,7 +59,12 @@ export function createApp(o: AppOptions): Hono<Env> {
 
   app.get('/ping', (c) => {
     const s = o.service();
-    const body = { status: s ? 'ok' : 'loading', engine: o.engine, model: s?.manifest.version ?? null, ...s?.stats() };
+    const body = {
+      status: s ? 'ok' : 'loading',
+      engine: o.engine,
+      model: s?.manifest.version ?? null,
+      ...s?.stats(),
+    };
     return c.json(body, s ? 200 : 503);
   });
 
@@ -66,10 +81,19 @@ export function createApp(o: AppOptions): Hono<Env> {
     c.set('body', body);
     if (o.secret !== undefined) {
       const url = new URL(c.req.url);
+      let timestamp = c.req.header(TIMESTAMP_HEADER);
+      let signature = c.req.header(SIGNATURE_HEADER);
+      let path = url.pathname + url.search;
+      const carried = signatureInAttributes(c.req.header(SAGEMAKER_ATTRIBUTES));
+      if (!timestamp && !signature && carried) {
+        // Through SageMaker our headers are dropped; the edge signs inside CustomAttributes instead.
+        ({ timestamp, signature } = carried);
+        path = `${url.pathname}?${carried.signed}`;
+      }
       const verdict = await verifyRequest(
         o.secret,
-        { timestamp: c.req.header(TIMESTAMP_HEADER), signature: c.req.header(SIGNATURE_HEADER) },
-        { method: c.req.method, path: url.pathname + url.search, body },
+        { timestamp, signature },
+        { method: c.req.method, path, body },
       );
       if (!verdict.ok) {
         o.log({ event: 'auth_refused', path: url.pathname, reason: verdict.reason });
@@ -79,23 +103,26 @@ export function createApp(o: AppOptions): Hono<Env> {
     await next();
   });
 
-  const ready = (c: Context) => {
+  const ready = () => {
     const s = o.service();
     if (!s) throw new HttpFailure('backend_unavailable', 'model is still loading; retry shortly');
     return s;
   };
 
   const classify = async (c: Context<Env>) => {
-    const s = ready(c);
+    const s = ready();
     // Behind SageMaker only /invocations is reachable and query strings are dropped: options and the
     // other routes arrive in the CustomAttributes header instead (route=manifest, route=prototype-image&id=N).
     const attributes = new URLSearchParams(c.req.header(SAGEMAKER_ATTRIBUTES) ?? '');
+    attributes.delete('pp-ts');
+    attributes.delete('pp-sig');
     const route = attributes.get('route');
     if (route === 'manifest') return c.json(s.manifest);
     if (route === 'prototype-image') {
       return fail(c, 'not_found', `no image for prototype "${(attributes.get('id') ?? '').slice(0, 12)}"`);
     }
-    if (route !== null) return fail(c, 'bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
+    if (route !== null)
+      return fail(c, 'bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
     attributes.delete('route');
     const query = ClassifyQuery.safeParse({ ...Object.fromEntries(attributes), ...c.req.query() });
     if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
@@ -145,10 +172,10 @@ export function createApp(o: AppOptions): Hono<Env> {
   app.post('/invocations', classify);
   app.post('/v1/explain', classify);
 
-  app.get('/v1/model', (c) => c.json(ready(c).manifest));
-  app.get('/v1/prototypes', (c) => c.json(ready(c).global));
+  app.get('/v1/model', (c) => c.json(ready().manifest));
+  app.get('/v1/prototypes', (c) => c.json(ready().global));
   app.get('/v1/prototypes/:id', (c) => {
-    const s = ready(c);
+    const s = ready();
     const id = c.req.param('id');
     const p = /^\d{1,6}$/.test(id) ? s.global.prototypes.find((q) => q.id === Number(id)) : undefined;
     if (!p)
