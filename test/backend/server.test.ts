@@ -14,6 +14,7 @@ import {
   TENSOR_MEDIA_TYPE,
   tensor,
 } from '@protopool/shared';
+import UPNG from 'upng-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackendProcess, CLI, startBackend, trainTinyModel } from '../helpers/backend-process';
 import { seededArray } from '../helpers/random';
@@ -106,6 +107,21 @@ describe('SageMaker contract', () => {
       expect(res.status).toBe(404);
       ApiError.parse(await res.json());
     }
+  });
+});
+
+describe('prototype pictures', () => {
+  it('serves each projected prototype’s source patch as a PNG of the recorded box, enlarged', async () => {
+    const manifest = ModelManifest.parse(await (await call('/v1/model')).json());
+    const p = manifest.prototypes.find((q) => q.source)!;
+    const res = await call(`/v1/prototypes/${p.id}/image`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/png');
+    const png = UPNG.decode(await res.arrayBuffer());
+    const { x0, y0, x1, y1 } = p.source!.box;
+    const scale = Math.max(1, Math.ceil(96 / Math.min(x1 - x0, y1 - y0)));
+    expect([png.width, png.height]).toEqual([(x1 - x0) * scale, (y1 - y0) * scale]);
+    expect((await call('/v1/prototypes/999/image')).status).toBe(404);
   });
 });
 

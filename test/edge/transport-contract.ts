@@ -71,8 +71,12 @@ export function transportContract(
       expect(err.code).toBe('backend_timeout');
     });
 
-    it('answers null for a prototype image the backend does not have', async () => {
-      expect(await make().prototypeImage(999_999)).toBeNull();
+    it('fetches PNG bytes of a known prototype and null for an unknown one', async () => {
+      const backend = make();
+      const m = await backend.manifest();
+      const png = await backend.prototypeImage(m.prototypes.find((p) => p.source)!.id);
+      expect([...png!.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
+      expect(await backend.prototypeImage(999_999)).toBeNull();
     });
   });
 }

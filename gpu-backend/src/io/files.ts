@@ -28,7 +28,10 @@ export async function writeDirAtomic(dir: string, files: Record<string, Uint8Arr
   const tmp = join(parent, `.${basename(dir)}.tmp-${tag}`);
   await mkdir(tmp);
   try {
-    for (const [name, content] of Object.entries(files)) await writeFile(join(tmp, name), content);
+    for (const [name, content] of Object.entries(files)) {
+      await mkdir(dirname(join(tmp, name)), { recursive: true });
+      await writeFile(join(tmp, name), content);
+    }
     if (await exists(dir)) {
       const old = join(parent, `.${basename(dir)}.old-${tag}`);
       await rename(dir, old);

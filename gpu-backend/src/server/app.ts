@@ -118,9 +118,7 @@ export function createApp(o: AppOptions): Hono<Env> {
     attributes.delete('pp-sig');
     const route = attributes.get('route');
     if (route === 'manifest') return c.json(s.manifest);
-    if (route === 'prototype-image') {
-      return fail(c, 'not_found', `no image for prototype "${(attributes.get('id') ?? '').slice(0, 12)}"`);
-    }
+    if (route === 'prototype-image') return prototypeImage(c, attributes.get('id') ?? '');
     if (route !== null)
       return fail(c, 'bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
     attributes.delete('route');
@@ -186,6 +184,17 @@ export function createApp(o: AppOptions): Hono<Env> {
       );
     return c.json(p);
   });
+
+  const prototypeImage = (c: Context, id: string) => {
+    const s = ready();
+    const png = /^\d{1,6}$/.test(id) ? s.images.get(Number(id)) : undefined;
+    if (!png) return fail(c, 'not_found', `no image for prototype "${id.slice(0, 12)}"`);
+    return c.body(png as unknown as ArrayBuffer, 200, {
+      'content-type': 'image/png',
+      'cache-control': 'public, max-age=31536000, immutable',
+    });
+  };
+  app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, c.req.param('id')));
 
   app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

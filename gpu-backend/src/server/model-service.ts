@@ -1,4 +1,7 @@
 // The loaded model behind the HTTP routes: checks inputs against the manifest, batches, explains.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   type ClassifyOptions,
   type Explanation,
@@ -38,9 +41,17 @@ export class ModelService {
     this.global = globalExplanation(manifest);
   }
 
+  /** Prototype id → PNG of its source patch (files the manifest lists and checksummed at load). */
+  readonly images = new Map<number, Uint8Array>();
+
   static async load(dir: string, batching: BatcherOptions): Promise<ModelService> {
     const { model, manifest } = await loadModelDir(dir);
-    return new ModelService(model, manifest, dir, batching);
+    const service = new ModelService(model, manifest, dir, batching);
+    for (const f of manifest.files) {
+      const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
+      if (m) service.images.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
+    }
+    return service;
   }
 
   /** The tensor shape a request must carry: [H,W,C] or [1,H,W,C], float32, normalised. */

@@ -15,6 +15,8 @@ export interface ProjectionResult {
   unused: number[];
   /** Mean distance moved by the used prototypes (how far projection changed them). */
   meanShift: number;
+  /** Prototype id → index of its source image in the training split (for rendering its patch). */
+  sourceIndex: Record<number, number>;
 }
 
 /** Which (class, slot) pairs use each prototype under the hard map. */
@@ -128,7 +130,12 @@ export async function project(
   }
   tf.tidy(() => model.head.prototypes.assign(tf.tensor2d(next, model.head.prototypes.shape)));
   await sourceBoxes(model, train, prototypes, sourceIndex);
-  return { prototypes, unused, meanShift: moved ? shift / moved : 0 };
+  return {
+    prototypes,
+    unused,
+    meanShift: moved ? shift / moved : 0,
+    sourceIndex: Object.fromEntries(sourceIndex),
+  };
 }
 
 /**

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type Dataset, limitSplit, prefetch, type Split } from '../data/dataset';
-import { writeDirAtomic } from '../io/files';
+import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale } from '../model/assignment';
 import { cutAtLayer } from '../model/backbones';
@@ -23,6 +23,7 @@ import { evaluate } from './evaluate';
 import { buildManifest } from './manifest';
 import { GroupedAdam } from './optimizer';
 import { project } from './projection';
+import { renderPrototypeImages } from './prototype-images';
 
 export interface StepInfo {
   epoch: number;
@@ -335,6 +336,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     const final = await evaluate(model, testSplit);
     const serialised = await serialiseModel(model);
+    const pictures = await renderPrototypeImages(
+      state.projection.prototypes,
+      state.projection.sourceIndex ?? {},
+      dataset,
+      trainSplit,
+    );
+    for (const [path, bytes] of Object.entries(pictures)) {
+      serialised.files[path] = bytes;
+      serialised.checksums.push({ path, bytes: bytes.byteLength, sha256: sha256(bytes) });
+    }
     const manifest = buildManifest({
       model,
       dataset,
