@@ -86,10 +86,3 @@ export default async function setup(project: TestProject) {
     await new Promise<void>((resolve) => (sagemaker ? sagemaker.close(() => resolve()) : resolve()));
   };
 }
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    backendUrl: string;
-    sagemakerUrl: string;
-  }
-}

@@ -1,0 +1,9 @@
+// Values the edge suite's Node-side global setup hands to the workerd tests (vitest provide/inject).
+import 'vitest';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    backendUrl: string;
+    sagemakerUrl: string;
+  }
+}
