@@ -16,6 +16,7 @@ import { ID_PATTERN } from './cache/cache';
 import { CacheApiCache } from './cache/cache-api';
 import { KvCache } from './cache/kv';
 import { LayeredCache } from './cache/layered';
+import { demoPage } from './demo/page';
 import { type EdgeConfig, type Env, loadConfig } from './env';
 import { EdgeError, fail } from './errors';
 import { readInput } from './input';
@@ -192,6 +193,7 @@ export function createApp(deps: EdgeDeps = {}) {
     });
   });
 
+  app.get('/', (c) => c.html(demoPage()));
   app.get('/openapi.json', (c) => c.json(openApiDocument()));
   app.get('/docs', (c) => c.html(docsPage()));
   app.get('/healthz', (c) =>

@@ -1,0 +1,140 @@
+// The whole product on loopback: the backend process on the shipped model and the edge under
+// `wrangler dev` (local KV and Cache API), wired with a fresh secret and API key. Used by `npm start`
+// and by the end-to-end tests.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const SHIPPED_MODEL = join(ROOT, 'models', 'fashion-mnist');
+
+export class PortTakenError extends Error {
+  override name = 'PortTakenError';
+}
+
+export async function assertPortFree(port: number, what: string, env: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', () =>
+      reject(
+        new PortTakenError(`port ${port} (${what}) is taken: stop what uses it or set ${env}=<another port>`),
+      ),
+    );
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
+  });
+}
+
+export interface LocalStack {
+  edgeUrl: string;
+  backendUrl: string;
+  apiKey: string;
+  stop(): Promise<void>;
+  logs: string[];
+}
+
+async function waitFor(url: string, child: ChildProcess, what: string, logs: string[], timeoutMs = 90_000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with code ${child.exitCode}:\n${logs.slice(-20).join('')}`);
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} not ready at ${url} after ${timeoutMs / 1000} s:\n${logs.slice(-20).join('')}`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+export async function startLocalStack(o: {
+  modelDir?: string;
+  backendPort?: number;
+  edgePort?: number;
+  quiet?: boolean;
+}): Promise<LocalStack> {
+  const backendPort = o.backendPort ?? 8080;
+  const edgePort = o.edgePort ?? 8787;
+  await assertPortFree(backendPort, 'backend', 'BACKEND_PORT');
+  await assertPortFree(edgePort, 'edge', 'EDGE_PORT');
+  const secret = randomBytes(32).toString('hex');
+  const apiKey = `pp_${randomBytes(18).toString('base64url')}`;
+  const keyHash = createHash('sha256').update(apiKey).digest('hex');
+  const logs: string[] = [];
+  const collect = (prefix: string) => (chunk: Buffer) => {
+    logs.push(`${prefix} ${chunk}`);
+    if (logs.length > 500) logs.splice(0, logs.length - 500);
+  };
+  const backend = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'gpu-backend', 'bin', 'protopool.js'),
+      'serve',
+      '--model',
+      o.modelDir ?? SHIPPED_MODEL,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(backendPort),
+    ],
+    { cwd: ROOT, env: { ...process.env, PROTOPOOL_HMAC_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  backend.stdout!.on('data', collect('[backend]'));
+  backend.stderr!.on('data', collect('[backend]'));
+  const backendUrl = `http://127.0.0.1:${backendPort}`;
+  const edge = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(edgePort),
+      '--var',
+      `BACKEND_URL:${backendUrl}`,
+      '--var',
+      `PROTOPOOL_HMAC_SECRET:${secret}`,
+      '--var',
+      `API_KEY_HASHES:${keyHash}`,
+      '--var',
+      'RATE_LIMIT_PER_MINUTE:100000',
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  edge.stdout!.on('data', collect('[edge]'));
+  edge.stderr!.on('data', collect('[edge]'));
+  const stop = async () => {
+    await Promise.all([stopChild(edge), stopChild(backend)]);
+  };
+  try {
+    await waitFor(`${backendUrl}/ping`, backend, 'backend', logs);
+    const edgeUrl = `http://127.0.0.1:${edgePort}`;
+    await waitFor(`${edgeUrl}/healthz`, edge, 'edge (wrangler dev)', logs);
+    return { edgeUrl, backendUrl, apiKey, stop, logs };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
