@@ -15,7 +15,7 @@ function bytesToHex(bytes: Uint8Array): string {
 }
 
 export async function sha256Hex(data: Uint8Array): Promise<string> {
-  return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data)));
+  return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>)));
 }
 
 /** The 32 version bytes, then the tensor's wire frame (dtype and shape included, so reshapes never collide). */

@@ -1,6 +1,7 @@
 // The Dataset interface every loader implements, and batching over it.
 import type { InputSpec } from '@protopool/shared';
 import { permutation } from '../util/random';
+import type { Rect } from './image';
 
 export interface Batch {
   /** Normalised images, NHWC, row-major. */
@@ -9,6 +10,24 @@ export interface Batch {
   labels: Int32Array;
   /** Stable image ids (e.g. "train/17"), recorded as prototype sources. */
   ids: string[];
+  /** Ground-truth part locations per image, in this batch's pixel coordinates (datasets with parts only). */
+  parts?: PartLocation[][];
+  /** Object bounding box per image in this batch's pixel coordinates (null: none annotated). */
+  boxes?: (Rect | null)[];
+}
+
+/** One annotated part of one image: `part` indexes `Split.partNames`; x, y in input pixels (continuous). */
+export interface PartLocation {
+  part: number;
+  x: number;
+  y: number;
+  visible: boolean;
+}
+
+/** Files a loader skipped instead of failing (`skipCorrupt`): why, per file. */
+export interface SkipLog {
+  readonly count: number;
+  readonly files: ReadonlyArray<{ file: string; reason: string }>;
 }
 
 export interface Split {
@@ -18,6 +37,13 @@ export interface Split {
   id(index: number): string;
   /** The un-augmented, normalised images at these indices. */
   load(indices: readonly number[]): Promise<Batch>;
+  /** Names of the annotated parts (CUB: "back", "beak", …); present when batches carry `parts`. */
+  readonly partNames?: readonly string[];
+  /**
+   * Unreadable images skipped so far (only when opened with skipCorrupt). A skipped image is left out of
+   * its batch, so a batch may be shorter than its indices, or empty.
+   */
+  readonly skipped?: SkipLog;
 }
 
 export interface Dataset {
@@ -48,6 +74,8 @@ export function limitSplit(split: Split, n: number | undefined): Split {
     labels: split.labels.subarray(0, n),
     id: (i) => split.id(i),
     load: (indices) => split.load(indices),
+    ...(split.partNames ? { partNames: split.partNames } : {}),
+    ...(split.skipped ? { skipped: split.skipped } : {}),
   };
 }
 

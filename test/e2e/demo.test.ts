@@ -1,0 +1,94 @@
+// End to end: the real backend process and the edge under wrangler dev, driven in headless Chromium —
+// pick a sample, upload an image, read the prediction, check the heatmaps drew, look at the gallery.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalStack, ROOT, SHIPPED_MODEL, startLocalStack } from '../../scripts/local-stack';
+import { freePort } from '../helpers/backend-process';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'test-results');
+const missing = !existsSync(CHROMIUM);
+if (missing)
+  console.warn(`e2e: ${CHROMIUM} not found — install it (apt-get install chromium) to run the browser test`);
+
+describe.skipIf(missing)('demo page in a real browser', () => {
+  let stack: LocalStack;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    stack = await startLocalStack({
+      modelDir: SHIPPED_MODEL,
+      backendPort: await freePort(),
+      edgePort: await freePort(),
+    });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--headless',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(`${stack.edgeUrl}/#key=${stack.apiKey}`);
+    await mkdir(SHOTS, { recursive: true });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it('classifies a bundled sample and draws each slot’s heatmap beside its training patch', async () => {
+    await page.getByRole('button', { name: 'Trouser' }).first().click();
+    await page.locator('#pred').waitFor({ state: 'visible', timeout: 30_000 });
+    expect(await page.locator('#pred').textContent()).toMatch(/^Trouser — \d+\.\d%$/);
+    const manifest = (await (await fetch(`${stack.edgeUrl}/v1/model`)).json()) as {
+      architecture: { slotsPerClass: number };
+    };
+    await expect.poll(() => page.locator('.slot canvas').count()).toBe(manifest.architecture.slotsPerClass);
+    // The heatmap really drew: the canvas is not one flat colour.
+    const distinct = await page
+      .locator('.slot canvas')
+      .first()
+      .evaluate((c: HTMLCanvasElement) => {
+        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set<number>();
+        for (let i = 0; i < d.length; i += 4 * 37) seen.add((d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!);
+        return seen.size;
+      });
+    expect(distinct).toBeGreaterThan(20);
+    // Each training patch image loaded (naturalWidth > 0 means the PNG arrived and decoded).
+    const widths = await page
+      .locator('.slot img.patch')
+      .evaluateAll((imgs) =>
+        Promise.all((imgs as HTMLImageElement[]).map((i) => i.decode().then(() => i.naturalWidth))),
+      );
+    expect(widths.every((w) => w > 0)).toBe(true);
+    await page.screenshot({ path: join(SHOTS, 'demo-classify.png'), fullPage: true });
+  }, 60_000);
+
+  it('classifies an uploaded PNG and says so when the cache answers the second time', async () => {
+    const sample = await page.getByRole('button', { name: 'Sneaker' }).first().getAttribute('data-png');
+    const png = Buffer.from(sample!.split(',')[1]!, 'base64');
+    await page.locator('#file').setInputFiles({ name: 'sneaker.png', mimeType: 'image/png', buffer: png });
+    await expect.poll(() => page.locator('#pred').textContent(), { timeout: 30_000 }).toMatch(/^Sneaker/);
+    await page.locator('#file').setInputFiles([]);
+    await page.locator('#file').setInputFiles({ name: 'again.png', mimeType: 'image/png', buffer: png });
+    await expect.poll(() => page.locator('#cache').textContent(), { timeout: 30_000 }).toBe('(cache HIT)');
+  }, 60_000);
+
+  it('shows the prototype gallery with which classes share each prototype', async () => {
+    await page.getByRole('tab', { name: 'Prototypes' }).click();
+    await expect.poll(() => page.locator('.card').count(), { timeout: 15_000 }).toBeGreaterThan(5);
+    expect(await page.locator('#gallery-title').textContent()).toMatch(/prototypes in use \(pool of \d+\)/);
+    await page.screenshot({ path: join(SHOTS, 'demo-gallery.png'), fullPage: true });
+  }, 60_000);
+});
