@@ -5,5 +5,7 @@ declare module 'vitest' {
   export interface ProvidedContext {
     backendUrl: string;
     sagemakerUrl: string;
+    /** Per image kind: the encoded image and the backend's preprocessed tensor, both base64. */
+    preprocessing: Record<string, { image: string; tensor: string }>;
   }
 }

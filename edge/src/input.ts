@@ -13,6 +13,7 @@ import {
   zodApiError,
 } from '@protopool/shared';
 import { EdgeError } from './errors';
+import { decodeToInput, ImageDecodeError } from './image';
 
 export interface ParsedInput {
   tensor: WireTensor;
@@ -47,11 +48,20 @@ function tensorFrom(decode: () => WireTensor, manifest: ModelManifest): WireTens
 }
 
 export async function imageToTensor(
-  _bytes: Uint8Array,
-  _type: string,
-  _manifest: ModelManifest,
+  bytes: Uint8Array,
+  type: string,
+  manifest: ModelManifest,
 ): Promise<WireTensor> {
-  throw new EdgeError('unsupported_media_type', 'image input is not enabled on this edge yet; send a tensor');
+  const { height, width, channels } = manifest.input;
+  try {
+    const data = await decodeToInput(bytes, manifest.input);
+    return { dtype: 'float32', shape: [1, height, width, channels], data };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) {
+      throw new EdgeError('bad_request', `cannot read the ${type} image: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 export async function readInput(req: Request, manifest: ModelManifest): Promise<ParsedInput> {

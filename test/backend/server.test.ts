@@ -110,6 +110,41 @@ describe('SageMaker contract', () => {
   });
 });
 
+describe('encoded images', () => {
+  it('accepts PNG and JPEG bodies and JSON base64 images, preprocessed as the manifest says', async () => {
+    const { png, jpeg } = await import('../helpers/image-files');
+    const { initImageCodecs } = await import('../../gpu-backend/src/data/image-node');
+    const { imageToInput } = await import('@protopool/shared/image');
+    await initImageCodecs();
+    const manifest = ModelManifest.parse(await (await call('/v1/model')).json());
+    const rgb = Array.from({ length: 30 * 20 * 3 }, (_, i) => (i * 13) % 256);
+    for (const [type, bytes] of [
+      ['image/png', png('rgb', 30, 20, rgb)],
+      ['image/jpeg', await jpeg(30, 20, rgb, 90)],
+    ] as const) {
+      const expected = await explanationId(
+        version,
+        tensor('float32', [1, 28, 28, 1], await imageToInput(new Uint8Array(bytes), manifest.input)),
+      );
+      const raw = Explanation.parse(
+        await (await call('/invocations', { body: new Uint8Array(bytes), type })).json(),
+      );
+      expect(raw.id).toBe(expected);
+      const json = await call('/invocations', {
+        body: JSON.stringify({ image: { mediaType: type, data: Buffer.from(bytes).toString('base64') } }),
+        type: 'application/json',
+      });
+      expect(Explanation.parse(await json.json()).id).toBe(expected);
+    }
+    const corrupt = await call('/invocations', {
+      body: new Uint8Array(png('rgb', 30, 20, rgb)).subarray(0, 50),
+      type: 'image/png',
+    });
+    expect(corrupt.status).toBe(400);
+    expect(ApiError.parse(await corrupt.json()).error.message).toMatch(/cannot read the image: corrupt PNG/);
+  });
+});
+
 describe('prototype pictures', () => {
   it('serves each projected prototype’s source patch as a PNG of the recorded box, enlarged', async () => {
     const manifest = ModelManifest.parse(await (await call('/v1/model')).json());

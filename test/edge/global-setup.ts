@@ -74,8 +74,50 @@ function sageMakerStandIn(target: string, endpoint: string): Promise<{ server: S
   );
 }
 
+/**
+ * Images of every kind the edge accepts, with the input tensor the backend's own preprocessing makes of
+ * them (Node, its codecs initialised the Node way): the workerd suite checks it gets the same bytes.
+ */
+async function preprocessingFixtures(modelDir: string) {
+  const { initImageCodecs } = await import('../../gpu-backend/src/data/image-node');
+  const { imageToInput } = await import('@protopool/shared/image');
+  const { ModelManifest } = await import('@protopool/shared');
+  const { readFile } = await import('node:fs/promises');
+  const { png, jpeg } = await import('../helpers/image-files');
+  await initImageCodecs();
+  const manifest = ModelManifest.parse(JSON.parse(await readFile(join(modelDir, 'manifest.json'), 'utf8')));
+  const w = 37;
+  const h = 23; // not the model size, not square: resizing and aspect handling are exercised
+  const rgb = Array.from({ length: w * h * 3 }, (_, i) => (i * 37 + Math.floor(i / 7) * 11) % 256);
+  const grey = rgb.filter((_, i) => i % 3 === 0);
+  const rgba = Array.from({ length: w * h }, (_, i) => [
+    rgb[3 * i]!,
+    rgb[3 * i + 1]!,
+    rgb[3 * i + 2]!,
+    200,
+  ]).flat();
+  const palette = Array.from({ length: w * h }, (_, i) => [(i % 5) * 50, (i % 3) * 80, 90]).flat();
+  const images: Record<string, Uint8Array> = {
+    'image/png grey': png('grey', w, h, grey),
+    'image/png rgb': png('rgb', w, h, rgb),
+    'image/png rgba': png('rgba', w, h, rgba),
+    'image/png palette': png('palette', w, h, palette),
+    'image/jpeg rgb': await jpeg(w, h, rgb, 90),
+  };
+  const out: Record<string, { image: string; tensor: string }> = {};
+  for (const [name, bytes] of Object.entries(images)) {
+    const t = await imageToInput(bytes, manifest.input);
+    out[name] = {
+      image: Buffer.from(bytes).toString('base64'),
+      tensor: Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64'),
+    };
+  }
+  return out;
+}
+
 export default async function setup(project: TestProject) {
   const modelDir = await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-edge-')));
+  project.provide('preprocessing', await preprocessingFixtures(modelDir));
   backend = await startBackend(['--model', modelDir], { PROTOPOOL_HMAC_SECRET: EDGE_TEST_SECRET });
   const sm = await sageMakerStandIn(backend.url, 'protopool-test');
   sagemaker = sm.server;

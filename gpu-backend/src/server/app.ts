@@ -5,6 +5,7 @@ import {
   ClassifyOptions,
   ClassifyQuery,
   ClassifyRequest,
+  decodeBase64,
   decodeFrame,
   decodeJson,
   type ErrorCode,
@@ -130,6 +131,8 @@ export function createApp(o: AppOptions): Hono<Env> {
     let bodyOptions: Partial<ClassifyOptions> = {};
     if (type === TENSOR_MEDIA_TYPE) {
       tensor = decodeFrame(c.get('body'), limits);
+    } else if (type === 'image/png' || type === 'image/jpeg') {
+      tensor = await s.imageTensor(c.get('body'));
     } else if (type === 'application/json') {
       let json: unknown;
       try {
@@ -140,19 +143,18 @@ export function createApp(o: AppOptions): Hono<Env> {
       const req = ClassifyRequest.safeParse(json);
       if (!req.success) return c.json(zodApiError(req.error, 'request body'), 400);
       if (req.data.image) {
-        return fail(
-          c,
-          'unsupported_media_type',
-          'this backend takes tensors; send images to the edge API, which decodes them',
-        );
+        const bytes = decodeBase64(req.data.image.data);
+        if (!bytes) return fail(c, 'bad_request', 'Invalid request body: image.data: not canonical base64');
+        tensor = await s.imageTensor(bytes);
+      } else {
+        tensor = decodeJson(req.data.tensor, limits);
       }
-      tensor = decodeJson(req.data.tensor, limits);
       bodyOptions = req.data.options;
     } else {
       return fail(
         c,
         'unsupported_media_type',
-        `content-type must be ${TENSOR_MEDIA_TYPE} or application/json, got "${type || 'none'}"`,
+        `content-type must be ${TENSOR_MEDIA_TYPE}, application/json, image/png or image/jpeg, got "${type || 'none'}"`,
       );
     }
     const q = query.data;

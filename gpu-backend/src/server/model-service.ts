@@ -10,7 +10,9 @@ import {
   type ModelManifest,
   type WireTensor,
 } from '@protopool/shared';
+import { ImageDecodeError, imageToInput } from '@protopool/shared/image';
 import * as tf from '@tensorflow/tfjs';
+import { initImageCodecs } from '../data/image-node';
 import { globalExplanation } from '../explain/global';
 import { explainBatch } from '../explain/local';
 import { loadModelDir } from '../io/model-files';
@@ -70,6 +72,18 @@ export class ModelService {
       );
     }
     return t.data as Float32Array;
+  }
+
+  /** The model input from encoded image bytes, by the manifest's preprocessing (shared with the edge). */
+  async imageTensor(bytes: Uint8Array): Promise<WireTensor> {
+    await initImageCodecs();
+    const [h, w, c] = this.inputShape;
+    try {
+      return { dtype: 'float32', shape: [1, h, w, c], data: await imageToInput(bytes, this.manifest.input) };
+    } catch (err) {
+      if (err instanceof ImageDecodeError) throw new InputError(`cannot read the image: ${err.message}`);
+      throw err;
+    }
   }
 
   async classify(t: WireTensor, options: ClassifyOptions): Promise<Explanation> {
