@@ -1,0 +1,117 @@
+// The protopool CLI as users run it: exit codes, nothing written on bad input, kill -9 and --resume.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadModelDir } from '../../gpu-backend/src/io/model-files';
+import { CLI } from '../helpers/backend-process';
+
+const TINY = {
+  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
+  batchSize: 32,
+  epochs: { warmup: 1, joint: 3, lastLayer: 1 },
+  gumbelTime: 2,
+  limits: { train: 320, test: 64 },
+};
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
+  });
+}
+
+async function events(out: string): Promise<{ event: string; epoch?: number; epochsCompleted?: number }[]> {
+  const file = join(out, 'train.jsonl');
+  if (!existsSync(file)) return [];
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+describe('protopool CLI', () => {
+  it.each([
+    [['train', '--data', 'nope', '--out', 'X'], /unknown data spec "nope"/],
+    [['train', '--data', 'fashion-mnist:/does/not/exist', '--out', 'X'], /no such directory/],
+    [
+      ['train', '--data', 'fashion-mnist', '--out', 'X', '--epochs', 'abc'],
+      /expected a non-negative integer/,
+    ],
+    [['evaluate', '--model', '/does/not/exist', '--data', 'fashion-mnist'], /no manifest.json/],
+    [
+      ['train', '--data', 'fashion-mnist', '--out', 'X', '--config', '/does/not/exist.json'],
+      /cannot read \(ENOENT\)/,
+    ],
+  ])('exits 2 with a clear message and writes nothing: %j', async (args, message) => {
+    const dir = await mkdtemp(join(tmpdir(), 'pp-cli-'));
+    const out = join(dir, 'out');
+    const r = run(args.map((a) => (a === 'X' ? out : a)));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('names the config file and field of a bad config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pp-cli-'));
+    const config = join(dir, 'bad.json');
+    await writeFile(config, JSON.stringify({ model: { prototypes: 0 } }));
+    const r = run(['train', '--data', 'fashion-mnist:embedded', '--out', join(dir, 'o'), '--config', config]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${config}: field model.prototypes: Too small`);
+  });
+
+  it('killed mid-epoch with SIGKILL, --resume continues from the last checkpoint and the model loads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pp-kill-'));
+    const out = join(dir, 'out');
+    const config = join(dir, 'tiny.json');
+    await writeFile(config, JSON.stringify(TINY));
+    const args = ['train', '--data', 'fashion-mnist:embedded', '--out', out, '--config', config, '--json'];
+    const child: ChildProcess = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    // Wait until two epochs are checkpointed and the third has started, then pull the plug.
+    for (;;) {
+      const done = (await events(out)).filter((e) => e.event === 'epoch').length;
+      if (done >= 2) break;
+      if (child.exitCode !== null) throw new Error('training ended before it could be killed');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGKILL');
+    await exited;
+    expect(existsSync(join(out, 'model'))).toBe(false);
+    const resumed = run([...args, '--resume']);
+    expect(resumed.status).toBe(0);
+    const summary = JSON.parse(resumed.stdout.trim().split('\n').at(-1)!);
+    // At most one epoch is lost: it resumes from the last completed one.
+    expect(summary.resumedFrom).toBeGreaterThanOrEqual(2);
+    const log = await events(out);
+    expect(log.find((e) => e.event === 'resume')!.epochsCompleted).toBe(summary.resumedFrom);
+    expect(log.filter((e) => e.event === 'epoch').map((e) => e.epoch)).toEqual(
+      expect.arrayContaining([1, 2, 3, 4, 5]),
+    );
+    const { model } = await loadModelDir(summary.modelDir);
+    model.dispose();
+    const evaluation = run([
+      'evaluate',
+      '--model',
+      out,
+      '--data',
+      'fashion-mnist:embedded',
+      '--limit',
+      '64',
+      '--json',
+    ]);
+    expect(evaluation.status).toBe(0);
+    expect(JSON.parse(evaluation.stdout.trim().split('\n').at(-1)!)).toMatchObject({
+      accuracy: expect.any(Number),
+      prototypesUsed: expect.any(Number),
+      examples: 64,
+    });
+  });
+});
