@@ -113,6 +113,17 @@ describe('training', () => {
     expect(manifest.version).toBe(straightVersion);
   });
 
+  it('augments training batches when asked, reproducibly from the seed', async () => {
+    const config = TrainConfig.parse({ ...tiny, augment: { flip: 1, rotate: 10 } });
+    const versions: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await train({ dataset, config, outDir: await tmp(`aug${i}`), resume: false, command: 'test' });
+      versions.push(JSON.parse(await readFile(join(r.modelDir, 'manifest.json'), 'utf8')).version);
+    }
+    expect(versions[0]).toBe(versions[1]);
+    expect(versions[0]).not.toBe(straightVersion);
+  });
+
   it('projects every used prototype onto a latent patch of a training image whose class uses it', async () => {
     const { model, manifest } = await loadModelDir(join(straightDir, 'model'));
     const before = tf.memory().numTensors;

@@ -22,9 +22,9 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function openData(spec: string) {
+async function openData(spec: string, skipCorrupt = false) {
   try {
-    return await openDataset(spec);
+    return await openDataset(spec, { skipCorrupt });
   } catch (err) {
     throw new UsageError(`--data ${spec}: ${(err as Error).message}`);
   }
@@ -85,6 +85,7 @@ export function program(): Command {
     .option('--test-limit <n>', 'use only the first n test images', positiveInt)
     .option('--seed <n>', 'random seed', positiveInt)
     .option('--resume', 'continue from the last checkpoint in --out')
+    .option('--skip-corrupt', 'skip and count unreadable images instead of stopping')
     .option('--json', 'JSON lines on stdout instead of progress bars')
     .action(async (o) => {
       const raw = (o.config ? await readConfigFile(o.config) : {}) as Record<string, Record<string, unknown>>;
@@ -103,7 +104,7 @@ export function program(): Command {
           `--out ${o.out}: already holds a training run (${checkpoint}); add --resume to continue it`,
         );
       }
-      const dataset = await openData(o.data);
+      const dataset = await openData(o.data, Boolean(o.skipCorrupt));
       const engine = await initEngine(cli.opts().engine);
       const reporter = trainReporter({ json: Boolean(o.json), logFile: join(out, 'train.jsonl') });
       if (!o.json) process.stderr.write(`engine: ${engine.description}\ndata: ${dataset.description}\n`);
@@ -127,7 +128,13 @@ export function program(): Command {
           events: reporter,
           signal: stop.signal,
         });
-        const summary = { modelDir: result.modelDir, resumedFrom: result.resumedFrom, ...result.final };
+        const skipped = dataset.train.skipped?.count ?? 0;
+        const summary = {
+          modelDir: result.modelDir,
+          resumedFrom: result.resumedFrom,
+          ...result.final,
+          skippedImages: skipped,
+        };
         process.stdout.write(`${JSON.stringify(summary)}\n`);
       } finally {
         reporter.stop();

@@ -66,6 +66,31 @@ export const TrainConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * On-line augmentation of training batches (flip, rotation, shear, zoom, shift, colour jitter; part
+     * locations move with the pixels). `true` takes the defaults; off for Fashion-MNIST, whose garments
+     * are centred and upright. `offlineCopies`: the published runs' offline ×30 augmentation.
+     */
+    augment: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            flip: z.number().min(0).max(1),
+            rotate: z.number().min(0).max(180),
+            shear: z.number().min(0).max(60),
+            zoom: z.tuple([z.number().positive(), z.number().positive()]),
+            aspect: z.number().min(0).max(1),
+            translate: z.number().min(0).max(1),
+            brightness: z.number().min(0).max(1),
+            contrast: z.number().min(0).max(1),
+            saturation: z.number().min(0).max(1),
+          })
+          .partial()
+          .strict(),
+      ])
+      .default(false),
+    offlineCopies: z.number().int().min(0).max(100).default(0),
     /** Mixup (λ ~ Beta(α, α)) as in the published runs; off by default for short schedules. */
     mixup: z.object({ alpha: z.number().positive() }).strict().optional(),
     limits: z

@@ -21,6 +21,7 @@ export async function evaluate(model: ProtoPoolModel, split: Split, batchSize = 
   let lossSum = 0;
   let n = 0;
   for await (const batch of prefetch(split, epochBatches(split.size, batchSize))) {
+    if (batch.labels.length === 0) continue; // all skipped as corrupt
     const [c, l] = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, batch.shape);
       const y = tf.tensor1d(batch.labels, 'int32');

@@ -67,7 +67,11 @@ export async function project(
   const batches = epochBatches(train.size, batchSize);
   let batchNo = 0;
   for await (const batch of prefetch(train, batches)) {
-    const indices = batches[batchNo++]!;
+    const requested = batches[batchNo++]!;
+    if (batch.labels.length === 0) continue; // all skipped as corrupt
+    // Skipped images shorten the batch: map loaded images back to split indices by id.
+    const byId = new Map(requested.map((i) => [train.id(i), i]));
+    const indices = batch.ids.map((id) => byId.get(id)!);
     const [minT, argT, zT] = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, batch.shape);
       const z = model.features.apply(x, { training: false }) as tf.Tensor4D;

@@ -1,7 +1,9 @@
 // The phased ProtoPool trainer: warm-up, joint, projection, last-layer fine-tuning; checkpoint every epoch.
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { type Dataset, limitSplit, prefetch, type Split } from '../data/dataset';
+import { augmentBatch, offlineAugmented } from '../data/augment';
+import { type Batch, type Dataset, limitSplit, type Split } from '../data/dataset';
+import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale } from '../model/assignment';
@@ -236,6 +238,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   const trainSplit: Split = limitSplit(dataset.train, config.limits.train);
+  // Epochs may read the offline-augmented copies; projection always uses the real images (real ids).
+  const epochSplit: Split = config.offlineCopies
+    ? offlineAugmented(trainSplit, dataset.input, config.seed, config.offlineCopies)
+    : trainSplit;
+  const augment = config.augment === false ? null : config.augment === true ? {} : config.augment;
   const testSplit: Split = limitSplit(dataset.test, config.limits.test);
   const monitorSplit: Split = limitSplit(testSplit, config.monitorSize);
   const epochs = totalEpochs(config);
@@ -255,8 +262,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
       applySchedule(opt, config, epoch, phase);
-      const order = permutation(trainSplit.size, deriveSeed(config.seed, epoch, 0xda7a));
-      const size = config.epochSize > 0 ? Math.min(config.epochSize, trainSplit.size) : trainSplit.size;
+      const order = permutation(epochSplit.size, deriveSeed(config.seed, epoch, 0xda7a));
+      const size = config.epochSize > 0 ? Math.min(config.epochSize, epochSplit.size) : epochSplit.size;
       const batches = chunk(order.slice(0, size), config.batchSize);
       events?.onEpochStart?.({ epoch, phase, steps: batches.length, epochs });
       const started = performance.now();
@@ -265,7 +272,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let seen = 0;
       let step = 0;
       const partSums: Record<string, number> = {};
-      for await (const batch of prefetch(trainSplit, batches)) {
+      const transform =
+        augment && phase !== 'lastLayer'
+          ? (b: Batch, position: number) =>
+              augmentBatch(b, dataset.input, deriveSeed(config.seed, epoch, position, 0xa06), augment)
+          : undefined;
+      for await (const batch of readAhead(epochSplit, batches, { depth: 2, transform })) {
+        // Every image of this batch was skipped as corrupt (--skip-corrupt): nothing to learn from.
+        if (batch.labels.length === 0) continue;
         const shape: [number, number, number, number] = [batch.labels.length, h, w, ch];
         const r = await trainStep(
           model,
@@ -364,7 +378,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         phase: 'done',
         config: config as unknown as Record<string, unknown>,
       },
-      name: `protopool-${model.config.backbone}-${dataset.spec.split(':')[0]}`,
+      name: `protopool-${model.config.backbone}-${dataset.spec.split(/[:?]/)[0]}`,
     });
     const modelDir = join(outDir, 'model');
     await writeDirAtomic(modelDir, {
