@@ -14,6 +14,7 @@ import { evaluate } from '../train/evaluate';
 import { train } from '../train/trainer';
 import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors';
+import { addExplainCommands } from './explain';
 import { trainReporter } from './progress';
 
 function positiveInt(value: string): number {
@@ -230,6 +231,7 @@ export function program(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
     });
+  addExplainCommands(cli);
   addDeployCommands(cli);
   return cli;
 }

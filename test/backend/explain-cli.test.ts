@@ -1,0 +1,65 @@
+// `protopool explain` and `gallery`: JSON evidence and pictures a person can open.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Explanation, GlobalExplanation, ModelManifest } from '@protopool/shared';
+import UPNG from 'upng-js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CLI, trainTinyModel } from '../helpers/backend-process';
+import { png } from '../helpers/image-files';
+
+let modelDir: string;
+let work: string;
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
+  });
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'pp-explain-cli-'));
+  modelDir = await trainTinyModel(join(work, 'run'));
+});
+
+describe('protopool explain', () => {
+  it('writes a schema-valid explanation and a class card with one row per slot', async () => {
+    const grey = Array.from({ length: 40 * 30 }, (_, i) => (i * 7) % 256);
+    const image = join(work, 'shirt.png');
+    await writeFile(image, png('grey', 40, 30, grey));
+    const out = join(work, 'out');
+    const r = run(['explain', '--model', modelDir, image, '--out', out, '--json', '--top-k', '4']);
+    expect(r.status).toBe(0);
+    const [printed] = JSON.parse(r.stdout.trim()) as Explanation[];
+    const written = Explanation.parse(JSON.parse(await readFile(join(out, 'shirt.json'), 'utf8')));
+    expect(written.id).toBe(printed!.id);
+    expect(written.topK).toHaveLength(4);
+    const manifest = ModelManifest.parse(JSON.parse(await readFile(join(modelDir, 'manifest.json'), 'utf8')));
+    const card = UPNG.decode((await readFile(join(out, 'shirt.png'))).buffer as ArrayBuffer);
+    // Rows: the 28 px input enlarged ×6 = 168 px tall, one per slot, 12 px apart.
+    const k = manifest.architecture.slotsPerClass;
+    expect(card.height).toBe(k * 168 + (k - 1) * 12);
+  });
+
+  it('names an unreadable image and exits 2', async () => {
+    const bad = join(work, 'bad.png');
+    await writeFile(bad, 'not an image');
+    const r = run(['explain', '--model', modelDir, bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${bad}: not a JPEG or PNG file`);
+  });
+});
+
+describe('protopool gallery', () => {
+  it('writes a sheet of every projected prototype and the global explanation', async () => {
+    const out = join(work, 'gallery');
+    const r = run(['gallery', '--model', modelDir, '--out', out]);
+    expect(r.status).toBe(0);
+    const g = GlobalExplanation.parse(JSON.parse(await readFile(join(out, 'gallery.json'), 'utf8')));
+    const sheet = UPNG.decode((await readFile(join(out, 'gallery.png'))).buffer as ArrayBuffer);
+    const n = g.prototypes.filter((p) => p.source).length;
+    // 96 px cells, 6 px gaps, 8 per row.
+    expect(sheet.width).toBe(Math.min(n, 8) * 96 + (Math.min(n, 8) - 1) * 6);
+    expect(sheet.height).toBe(Math.ceil(n / 8) * 96 + (Math.ceil(n / 8) - 1) * 6);
+  });
+});
