@@ -169,6 +169,7 @@ describe('the training entry (runTrainingJob, protopool sagemaker-train)', () =>
       'head.json',
       'manifest.json',
       'model.json',
+      'prototypes',
       'weights.bin',
     ]);
     // Flat, complete and loadable: what `serve` reads from /opt/ml/model once model.tar.gz is unpacked.

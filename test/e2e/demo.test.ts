@@ -10,9 +10,12 @@ import { freePort } from '../helpers/backend-process';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results');
-const missing = !existsSync(CHROMIUM);
-if (missing)
+const noBrowser = !existsSync(CHROMIUM);
+const noModel = !existsSync(join(SHIPPED_MODEL, 'manifest.json'));
+if (noBrowser)
   console.warn(`e2e: ${CHROMIUM} not found — install it (apt-get install chromium) to run the browser test`);
+if (noModel) console.warn(`e2e: no shipped model at ${SHIPPED_MODEL} — the browser test needs it`);
+const missing = noBrowser || noModel;
 
 describe.skipIf(missing)('demo page in a real browser', () => {
   let stack: LocalStack;
