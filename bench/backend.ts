@@ -1,5 +1,6 @@
 // Backend throughput and latency at concurrency 1, 8, 32, with and without micro-batching (autocannon
 // against the real `protopool serve` process on loopback), plus the tensor count before and after.
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,12 @@ async function ping(url: string): Promise<{ tensors: number; requests: number; b
 }
 
 export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
-  const dir = modelDir ?? (await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-bench-'))));
+  const shipped = join(import.meta.dirname, '..', 'models', 'fashion-mnist');
+  const dir =
+    modelDir ??
+    (existsSync(join(shipped, 'manifest.json'))
+      ? shipped
+      : await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-bench-'))));
   const body = encodeFrame(tensor('float32', [1, 28, 28, 1], seededArray(784, 3)));
   // One signature serves the whole run: it stays valid for 300 s.
   const headers = {

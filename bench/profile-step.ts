@@ -1,4 +1,4 @@
-// Per-kernel profile of one training step: `npx tsx bench/profile-step.ts resnet18 64` (THREADS=2 for threaded wasm).
+// Per-kernel profile of one training step: `npx tsx bench/profile-step.ts resnet18 64` (THREADS=2 threaded wasm, TOP=30 slowest calls).
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../gpu-backend/src/engine';
 import { enableWasmThreads } from '../gpu-backend/src/kernels/threaded-wasm';
@@ -40,3 +40,16 @@ let total = 0;
 for (const [, v] of rows) total += v[0];
 console.log('total kernel ms', total.toFixed(0));
 for (const [k, v] of rows.slice(0, 25)) console.log(k.padEnd(30), v[0].toFixed(0).padStart(7), v[1]);
+// Our kernels (conv gradients, MaxPoolGrad, Sum, Mean, flagged BatchMatMul) run ops inside: their
+// totals include those nested calls. TOP=n lists the n slowest single calls with their input shapes.
+const top = Number(process.env.TOP ?? 0);
+if (top > 0) {
+  const calls = [...prof.kernels].sort((a, b) => (b.kernelTimeMs as number) - (a.kernelTimeMs as number));
+  for (const k of calls.slice(0, top)) {
+    console.log(
+      k.name.padEnd(30),
+      (k.kernelTimeMs as number).toFixed(1).padStart(7),
+      JSON.stringify(k.inputShapes),
+    );
+  }
+}

@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark of the project, on this machine, with ratios to in-run baselines.
 
 import { benchBackend } from './backend';
+import { benchEdge } from './edge';
 import { benchInference } from './inference';
 import { printTable } from './measure';
 import { benchTrainSpeed } from './train-speed';
@@ -18,6 +19,11 @@ const suites: Record<string, () => Promise<void>> = {
     printTable(
       'backend /invocations (median column = p50 latency; ratio = req/s over sequential at the same concurrency)',
       await benchBackend(process.env.BENCH_MODEL),
+    ),
+  edge: async () =>
+    printTable(
+      'edge p50 latency under wrangler dev (ratio: backend-direct p50 / this p50)',
+      await benchEdge(process.env.BENCH_MODEL),
     ),
   inference: async () =>
     printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),

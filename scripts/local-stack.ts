@@ -29,6 +29,8 @@ export interface LocalStack {
   edgeUrl: string;
   backendUrl: string;
   apiKey: string;
+  /** The generated HMAC secret (benchmarks sign direct backend calls with it). */
+  secret: string;
   stop(): Promise<void>;
   logs: string[];
 }
@@ -132,7 +134,7 @@ export async function startLocalStack(o: {
     await waitFor(`${backendUrl}/ping`, backend, 'backend', logs);
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
     await waitFor(`${edgeUrl}/healthz`, edge, 'edge (wrangler dev)', logs);
-    return { edgeUrl, backendUrl, apiKey, stop, logs };
+    return { edgeUrl, backendUrl, apiKey, secret, stop, logs };
   } catch (err) {
     await stop();
     throw err;

@@ -46,7 +46,13 @@ async function forwardForExplanation(model: ProtoPoolModel, x: tf.Tensor4D): Pro
 }
 
 /** The inference assignment q [C][M][K] and last layer W [C][C·K], read once per batch. */
-async function headState(model: ProtoPoolModel) {
+export interface HeadState {
+  q: number[][][];
+  w: number[][];
+}
+
+/** Read once per batch — or once per model by a server whose model never changes (pass it to explainBatch). */
+export async function headState(model: ProtoPoolModel): Promise<HeadState> {
   const qT = model.head.assignment({ kind: 'inference' });
   const [q, w] = await Promise.all([qT.array(), model.head.lastLayer.array()]);
   qT.dispose();
@@ -75,10 +81,11 @@ export async function explainBatch(
   x: tf.Tensor4D,
   ids: string[],
   options: ClassifyOptions | ClassifyOptions[],
+  head?: HeadState,
 ): Promise<Explanation[]> {
   const each = Array.isArray(options) ? options : ids.map(() => options);
   const pulled = await forwardForExplanation(model, x);
-  const { q, w } = each.some((o) => o.explain) ? await headState(model) : { q: [], w: [] };
+  const { q, w } = each.some((o) => o.explain) ? (head ?? (await headState(model))) : { q: [], w: [] };
   const { classes } = manifest;
   const { slotsPerClass: k, prototypes: m } = model.config;
   const [gh, gw] = model.grid;

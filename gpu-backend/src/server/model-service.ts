@@ -14,7 +14,7 @@ import { ImageDecodeError, imageToInput } from '@protopool/shared/image';
 import * as tf from '@tensorflow/tfjs';
 import { initImageCodecs } from '../data/image-node';
 import { globalExplanation } from '../explain/global';
-import { explainBatch } from '../explain/local';
+import { explainBatch, type HeadState, headState } from '../explain/local';
 import { loadModelDir } from '../io/model-files';
 import type { ProtoPoolModel } from '../model/protopool';
 import { type BatcherOptions, MicroBatcher } from './batcher';
@@ -43,12 +43,15 @@ export class ModelService {
     this.global = globalExplanation(manifest);
   }
 
+  /** The served model never changes: its slot assignment and last layer are read once. */
+  head: HeadState | undefined;
   /** Prototype id → PNG of its source patch (files the manifest lists and checksummed at load). */
   readonly images = new Map<number, Uint8Array>();
 
   static async load(dir: string, batching: BatcherOptions): Promise<ModelService> {
     const { model, manifest } = await loadModelDir(dir);
     const service = new ModelService(model, manifest, dir, batching);
+    service.head = await headState(model);
     for (const f of manifest.files) {
       const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
       if (m) service.images.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
@@ -109,6 +112,7 @@ export class ModelService {
         x,
         jobs.map((j) => j.id),
         jobs.map((j) => j.options),
+        this.head,
       );
     } finally {
       x.dispose();
