@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { CubOptions } from './cub';
 import type { Dataset } from './dataset';
 import { DataError } from './idx';
-import { type ImageEntry, ImageSplit, type ImageSplitOptions } from './image-split';
+import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
 import { type MatValue, matNumber, matString, parseMat } from './matlab';
 
 async function readMat(file: string): Promise<Record<string, MatValue>> {
@@ -102,14 +102,7 @@ export async function openCars(dir: string, o: CubOptions): Promise<Dataset> {
     spec: o.spec ?? `cars:${dir}`,
     description: `Stanford Cars (${dir}: ${train.length} train / ${test.length} test, ${classes.length} classes${cropped}, ${o.width}×${o.height} ${o.resize})`,
     classes,
-    input: {
-      height: o.height,
-      width: o.width,
-      channels: o.channels,
-      resize: o.resize,
-      mean: norm.mean,
-      std: norm.std,
-    },
+    input: inputSpecOf(o, norm),
     train: trainSplit,
     test: testSplit,
   };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Dataset, PartLocation } from './dataset';
 import { DataError } from './idx';
 import type { Rect } from './image';
-import { type ImageEntry, ImageSplit, type ImageSplitOptions } from './image-split';
+import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
 
 export interface ImageLoaderOptions extends Omit<ImageSplitOptions, 'cropToBox'> {
   crop: 'box' | 'none';
@@ -209,14 +209,7 @@ export async function openCub(dir: string, o: CubOptions): Promise<Dataset> {
     spec: o.spec ?? `cub:${dir}`,
     description: `${o.name ?? 'CUB-200-2011'} (${root}: ${train.length} train / ${test.length} test, ${classes.length} classes${cropped}, ${o.width}×${o.height} ${o.resize})`,
     classes,
-    input: {
-      height: o.height,
-      width: o.width,
-      channels: o.channels,
-      resize: o.resize,
-      mean: norm.mean,
-      std: norm.std,
-    },
+    input: inputSpecOf(o, norm),
     train: trainSplit,
     test: testSplit,
   };

@@ -1,4 +1,5 @@
 // A Split over image files on disk: lazy decode + fit + normalise per batch, a bounded cache, skip-and-count.
+import type { InputSpec } from '@protopool/shared';
 import type { Batch, PartLocation, SkipLog, Split } from './dataset';
 import { DataError } from './idx';
 import {
@@ -187,4 +188,19 @@ export async function mapLimited<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
   return out;
+}
+
+/** The manifest's input description for an image dataset: size, channels, resize mode and statistics. */
+export function inputSpecOf(
+  o: { height: number; width: number; channels: 1 | 3; resize: 'crop' | 'letterbox' | 'stretch' },
+  norm: { mean: number[]; std: number[] },
+): InputSpec {
+  return {
+    height: o.height,
+    width: o.width,
+    channels: o.channels,
+    resize: o.resize,
+    mean: norm.mean,
+    std: norm.std,
+  };
 }

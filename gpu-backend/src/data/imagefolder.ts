@@ -6,7 +6,7 @@ import { permutation } from '../util/random';
 import type { CubOptions } from './cub';
 import type { Dataset } from './dataset';
 import { DataError } from './idx';
-import { type ImageEntry, ImageSplit, type ImageSplitOptions } from './image-split';
+import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
 
 export const IMAGE_EXTENSIONS = /\.(jpe?g|png)$/i;
 
@@ -125,14 +125,7 @@ export async function openImageFolder(dir: string, o: ImageFolderOptions): Promi
     spec: o.spec ?? `imagefolder:${dir}`,
     description: `ImageFolder (${dir}, ${how}: ${train.length} train / ${test.length} test, ${classes.length} classes${skippedNote}, ${o.width}×${o.height} ${o.resize})`,
     classes,
-    input: {
-      height: o.height,
-      width: o.width,
-      channels: o.channels,
-      resize: o.resize,
-      mean: norm.mean,
-      std: norm.std,
-    },
+    input: inputSpecOf(o, norm),
     train: trainSplit,
     test: testSplit,
   };
