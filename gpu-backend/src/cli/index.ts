@@ -11,6 +11,7 @@ import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
 import { TrainConfig } from '../train/config';
 import { evaluate } from '../train/evaluate';
+import { measureParts } from '../train/interpretability';
 import { train } from '../train/trainer';
 import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors';
@@ -165,12 +166,25 @@ export function program(): Command {
         }
         const split = limitSplit(o.split === 'train' ? dataset.train : dataset.test, o.limit);
         const r = await evaluate(model, split);
+        // Data with part annotations (CUB layout): the interpretability metrics too.
+        const parts = split.partNames?.length ? await measureParts(model, split) : undefined;
         if (!o.json)
           process.stderr.write(
             `engine: ${engine.description}\nmodel: ${dir} (${manifest.version.slice(0, 12)})\n`,
           );
         process.stdout.write(
-          `${JSON.stringify({ accuracy: r.accuracy, loss: r.loss, prototypesUsed: r.prototypesUsed, examples: r.examples, split: o.split, data: dataset.description, modelVersion: manifest.version })}\n`,
+          `${JSON.stringify({
+            accuracy: r.accuracy,
+            loss: r.loss,
+            prototypesUsed: r.prototypesUsed,
+            ...(parts
+              ? { consistency: parts.consistency, stability: parts.stability, localSize: parts.localSize }
+              : {}),
+            examples: r.examples,
+            split: o.split,
+            data: dataset.description,
+            modelVersion: manifest.version,
+          })}\n`,
         );
       } finally {
         model.dispose();

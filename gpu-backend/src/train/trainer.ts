@@ -22,6 +22,7 @@ import {
 } from './checkpoint';
 import { type Phase, phaseOf, type TrainConfig, totalEpochs } from './config';
 import { evaluate } from './evaluate';
+import { measureParts } from './interpretability';
 import { buildManifest } from './manifest';
 import { GroupedAdam } from './optimizer';
 import { project } from './projection';
@@ -349,6 +350,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       });
     }
     const final = await evaluate(model, testSplit);
+    const interpretability = testSplit.partNames?.length ? await measureParts(model, testSplit) : undefined;
+    if (interpretability) events?.onLog?.({ event: 'interpretability', ...interpretability });
     const serialised = await serialiseModel(model);
     const pictures = await renderPrototypeImages(
       state.projection.prototypes,
@@ -370,6 +373,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         loss: final.loss,
         prototypesUsed: final.prototypesUsed,
         testExamples: final.examples,
+        ...(interpretability
+          ? {
+              consistency: interpretability.consistency,
+              stability: interpretability.stability,
+              localSize: interpretability.localSize,
+            }
+          : {}),
       },
       training: {
         command: state.command,

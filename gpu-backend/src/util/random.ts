@@ -57,3 +57,9 @@ export function betaSample(rand: () => number, a: number, b: number): number {
   const y = gammaSample(rand, b);
   return x / (x + y);
 }
+
+/** n seeded samples of N(0, sd²). */
+export function seededNormal(n: number, seed: number, sd = 1): Float32Array {
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => sd * normalSample(rand));
+}

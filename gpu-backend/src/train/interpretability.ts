@@ -1,0 +1,179 @@
+// Interpretability metrics on data with part annotations (CUB layout): consistency and stability
+// (Huang et al. 2023), and compactness. Pure counting here; the model-driven pass is `measureParts`.
+import * as tf from '@tensorflow/tfjs';
+import type { PartLocation, Split } from '../data/dataset';
+import { upsampleBicubic } from '../explain/boxes';
+import { hardAssignment } from '../model/assignment';
+import type { ProtoPoolModel } from '../model/protopool';
+import { similarity } from '../model/similarity';
+import { chunk } from '../util/arrays';
+import { seededNormal } from '../util/random';
+
+/** Window side around the activation peak: 72 px at 224 px input, scaled to the model's input. */
+export function windowSide(inputSize: number): number {
+  return (72 * inputSize) / 224;
+}
+
+/** o[k]: part k is visible and inside the window of side `side` centred on the peak (px, py). */
+export function partsInWindow(
+  parts: readonly PartLocation[],
+  numParts: number,
+  px: number,
+  py: number,
+  side: number,
+): boolean[] {
+  const o = new Array<boolean>(numParts).fill(false);
+  const half = side / 2;
+  for (const p of parts) {
+    if (p.visible && Math.abs(p.x - px) <= half && Math.abs(p.y - py) <= half) o[p.part] = true;
+  }
+  return o;
+}
+
+/**
+ * Consistency of one prototype from its per-image part vectors: per part, the fraction of the images
+ * where that part is visible in which it lies in the window; consistent if the best part reaches `threshold`.
+ */
+export function isConsistent(
+  vectors: readonly boolean[][],
+  visible: readonly boolean[][],
+  threshold = 0.8,
+): boolean {
+  if (!vectors.length) return false;
+  const k = vectors[0]!.length;
+  let best = 0;
+  for (let part = 0; part < k; part++) {
+    let seen = 0;
+    let hit = 0;
+    vectors.forEach((o, i) => {
+      if (visible[i]![part]) {
+        seen++;
+        if (o[part]) hit++;
+      }
+    });
+    if (seen) best = Math.max(best, hit / seen);
+  }
+  return best >= threshold;
+}
+
+/** Stability of one prototype: the fraction of images whose part vector is unchanged under noise. */
+export function stability(clean: readonly boolean[][], noisy: readonly boolean[][]): number {
+  if (!clean.length) return 0;
+  let same = 0;
+  clean.forEach((o, i) => {
+    if (o.every((v, k) => v === noisy[i]![k])) same++;
+  });
+  return same / clean.length;
+}
+
+export interface InterpretabilityResult {
+  /** 100 × mean over used prototypes. */
+  consistency: number;
+  stability: number;
+  /** Prototypes the hard slot map uses (global size). */
+  prototypesUsed: number;
+  /** Mean over images of prototypes with a non-zero contribution to the predicted class (local size). */
+  localSize: number;
+  images: number;
+}
+
+/** Peaks of every prototype's upsampled similarity map, per image: [image][prototype] → {x, y} in input px. */
+async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, number, number, number]) {
+  const mapsT = tf.tidy(() => {
+    const z = model.features.apply(tf.tensor4d(x, shape), { training: false }) as tf.Tensor4D;
+    return similarity(
+      model.head.forward(z, model.head.assignment({ kind: 'inference' })).distances,
+      model.config.eps,
+    );
+  });
+  const maps = await mapsT.data();
+  mapsT.dispose();
+  const [n] = shape;
+  const [gh, gw] = model.grid;
+  const [ih, iw] = model.config.inputShape;
+  const m = model.config.prototypes;
+  const out: { x: number; y: number }[][] = [];
+  for (let b = 0; b < n; b++) {
+    const row: { x: number; y: number }[] = [];
+    for (let p = 0; p < m; p++) {
+      const grid = Array.from({ length: gh * gw }, (_, cell) => maps[(b * gh * gw + cell) * m + p]!);
+      const up = upsampleBicubic(grid, gh, gw, ih, iw);
+      let best = 0;
+      for (let i = 1; i < up.length; i++) if (up[i]! > up[best]!) best = i;
+      row.push({ x: (best % iw) + 0.5, y: Math.floor(best / iw) + 0.5 });
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/**
+ * Consistency, stability and compactness of `model` on a split with part annotations. Each prototype is
+ * judged on the test images of the classes that use it. Noise for stability: clip(N(0, 0.2²), ±0.25) in
+ * normalised input space, seeded.
+ */
+export async function measureParts(
+  model: ProtoPoolModel,
+  split: Split,
+  seed = 7,
+  batchSize = 64,
+): Promise<InterpretabilityResult> {
+  const numParts = split.partNames?.length ?? 0;
+  if (!numParts) throw new Error('interpretability metrics need part annotations (a CUB-layout dataset)');
+  const hard = hardAssignment(model.head.slotLogits);
+  const users = new Map<number, Set<number>>();
+  hard.forEach((slots, c) => {
+    for (const p of slots) users.set(p, (users.get(p) ?? new Set()).add(c));
+  });
+  const side = windowSide(model.config.inputShape[0]);
+  const clean = new Map<number, boolean[][]>();
+  const noisy = new Map<number, boolean[][]>();
+  const visible = new Map<number, boolean[][]>();
+  let images = 0;
+  let localSum = 0;
+  for (const [bi, indices] of chunk(
+    Array.from({ length: split.size }, (_, i) => i),
+    batchSize,
+  ).entries()) {
+    const batch = await split.load(indices);
+    if (!batch.labels.length || !batch.parts) continue;
+    const noise = seededNormal(batch.x.length, seed + bi, 0.2).map((v) => Math.max(-0.25, Math.min(0.25, v)));
+    const noisyX = batch.x.map((v, i) => v + noise[i]!);
+    const [cleanPeaks, noisyPeaks] = [
+      await peaks(model, batch.x, batch.shape),
+      await peaks(model, noisyX, batch.shape),
+    ];
+    const focalT = tf.tidy(
+      () => model.forward(tf.tensor4d(batch.x, batch.shape), { kind: 'inference' }, false).focal,
+    );
+    const cleanFocal = (await focalT.array()) as number[][];
+    focalT.dispose();
+    batch.labels.forEach((label, b) => {
+      images++;
+      const parts = batch.parts![b]!;
+      const vis = Array.from({ length: numParts }, (_, k) => parts.some((p) => p.part === k && p.visible));
+      // Local size: the predicted class's slots whose focal similarity (× weight 1) is non-zero.
+      const k = model.config.slotsPerClass;
+      localSum += new Set(hard[label]!.filter((_, s) => Math.abs(cleanFocal[b]![label * k + s]!) > 1e-6))
+        .size;
+      for (const [p, classes] of users) {
+        if (!classes.has(label)) continue;
+        const c0 = cleanPeaks[b]![p]!;
+        const n0 = noisyPeaks[b]![p]!;
+        (clean.get(p) ?? clean.set(p, []).get(p)!).push(partsInWindow(parts, numParts, c0.x, c0.y, side));
+        (noisy.get(p) ?? noisy.set(p, []).get(p)!).push(partsInWindow(parts, numParts, n0.x, n0.y, side));
+        (visible.get(p) ?? visible.set(p, []).get(p)!).push(vis);
+      }
+    });
+  }
+  const protos = [...users.keys()];
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return {
+    consistency:
+      100 * mean(protos.map((p) => (isConsistent(clean.get(p) ?? [], visible.get(p) ?? []) ? 1 : 0))),
+    stability: 100 * mean(protos.map((p) => stability(clean.get(p) ?? [], noisy.get(p) ?? []))),
+    prototypesUsed: protos.length,
+    localSize: images ? localSum / images : 0,
+    images,
+  };
+}

@@ -1,0 +1,123 @@
+// Interpretability metrics: hand-built cases with known answers, then a real model on generated parts data.
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import type { PartLocation } from '../../gpu-backend/src/data/dataset';
+import { openDataset } from '../../gpu-backend/src/data/specs';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { loadModelDir } from '../../gpu-backend/src/io/model-files';
+import { TrainConfig } from '../../gpu-backend/src/train/config';
+import {
+  isConsistent,
+  measureParts,
+  partsInWindow,
+  stability,
+  windowSide,
+} from '../../gpu-backend/src/train/interpretability';
+import { train } from '../../gpu-backend/src/train/trainer';
+
+const part = (p: number, x: number, y: number, visible = true): PartLocation => ({ part: p, x, y, visible });
+
+describe('part windows', () => {
+  it('scales the 72 px window of 224 px inputs', () => {
+    expect(windowSide(224)).toBe(72);
+    expect(windowSide(64)).toBeCloseTo(20.571, 3);
+  });
+
+  it('marks visible parts within half a window of the peak', () => {
+    const parts = [part(0, 10, 10), part(1, 30, 10), part(2, 12, 12, false)];
+    // Window of side 20 around (15, 10): x in [5, 25] — part 0 in, part 1 out, part 2 invisible.
+    expect(partsInWindow(parts, 3, 15, 10, 20)).toEqual([true, false, false]);
+  });
+});
+
+describe('consistency and stability by hand', () => {
+  const allVisible = Array.from({ length: 5 }, () => [true, true]);
+
+  it('a prototype that always lands on part 1 is consistent', () => {
+    const o = Array.from({ length: 5 }, () => [false, true]);
+    expect(isConsistent(o, allVisible)).toBe(true);
+  });
+
+  it('one that lands on part 1 in 3 of 5 images (60%) and part 0 in the others is not', () => {
+    const o = [
+      [false, true],
+      [false, true],
+      [false, true],
+      [true, false],
+      [true, false],
+    ];
+    expect(isConsistent(o, allVisible)).toBe(false);
+  });
+
+  it('counts a part only over the images where it is visible: 4 hits of 5 visible = 80% passes', () => {
+    const o = [
+      [false, true],
+      [false, true],
+      [false, true],
+      [false, true],
+      [false, false],
+      [false, false],
+    ];
+    const vis = [
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, true],
+      [true, false],
+    ];
+    expect(isConsistent(o, vis)).toBe(true);
+  });
+
+  it('stability is the share of images whose part vector noise leaves unchanged', () => {
+    const clean = [
+      [true, false],
+      [false, true],
+      [true, true],
+      [false, false],
+    ];
+    const noisy = [
+      [true, false],
+      [true, true],
+      [true, true],
+      [false, false],
+    ];
+    expect(stability(clean, noisy)).toBe(0.75);
+  });
+});
+
+describe('on a trained model', () => {
+  it('measures consistency, stability and compactness on generated parts data without leaking', async () => {
+    await initEngine('wasm');
+    const dataset = await openDataset('parts:3?size=32&classes=3&train=8&test=4');
+    const config = TrainConfig.parse({
+      model: { prototypes: 8, slotsPerClass: 2, depth: 16 },
+      batchSize: 8,
+      epochs: { warmup: 1, joint: 1, lastLayer: 0 },
+      gumbelTime: 1,
+    });
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const r = await train({
+      dataset,
+      config,
+      outDir: await mkdtemp(join(tmpdir(), 'pp-interp-')),
+      resume: false,
+      command: 'test',
+    });
+    const { model } = await loadModelDir(r.modelDir);
+    const before = tf.memory().numTensors;
+    const m = await measureParts(model, dataset.test);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+    expect(m.images).toBe(dataset.test.size);
+    expect(m.consistency).toBeGreaterThanOrEqual(0);
+    expect(m.consistency).toBeLessThanOrEqual(100);
+    expect(m.stability).toBeGreaterThanOrEqual(0);
+    expect(m.stability).toBeLessThanOrEqual(100);
+    expect(m.prototypesUsed).toBe(r.final.prototypesUsed);
+    expect(m.localSize).toBeGreaterThan(0);
+    expect(m.localSize).toBeLessThanOrEqual(2);
+  });
+});
