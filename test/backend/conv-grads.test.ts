@@ -1,4 +1,4 @@
-// The wasm convolution gradient kernels equal the cpu backend's own, for every shape ResNet and the small CNN use.
+// The wasm conv gradient kernels equal cpu's for the shapes ResNet and the small CNN use, through every path.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';
@@ -23,6 +23,21 @@ const cases: Case[] = [
   { x: [2, 8, 8, 6], k: 1, co: 4, s: 2, pad: 'valid' }, // ResNet downsample shortcut
   { x: [2, 7, 7, 6], k: 1, co: 4, s: 2, pad: 'same' },
   { x: [2, 6, 6, 2], k: 5, co: 3, s: 1, pad: 'same' },
+  // Output maps of ≤ 16 cells take the matMul + scatter input gradient (ResNet's last two stages).
+  { x: [2, 4, 4, 3], k: 3, co: 4, s: 1, pad: 'same' },
+  { x: [2, 8, 7, 3], k: 3, co: 4, s: 2, pad: 'same' },
+  { x: [3, 2, 2, 6], k: 3, co: 5, s: 1, pad: 'same' },
+  { x: [2, 4, 4, 5], k: 3, co: 6, s: 2, pad: 'same' },
+  { x: [2, 3, 3, 4], k: 3, co: 3, s: 2, pad: 'same' },
+  { x: [2, 4, 3, 3], k: 3, co: 4, s: 1, pad: 'valid' },
+  { x: [2, 6, 6, 4], k: 3, co: 3, s: 2, pad: 'valid' },
+  { x: [2, 3, 4, 3], k: 3, co: 2, s: 2, pad: 1 },
+  { x: [2, 4, 4, 6], k: 1, co: 4, s: 2, pad: 'same' },
+  // Larger strided maps take the polyphase input gradient.
+  { x: [2, 9, 9, 3], k: 5, co: 4, s: 2, pad: 'same' },
+  { x: [2, 9, 10, 3], k: 3, co: 4, s: 2, pad: 1 },
+  { x: [2, 12, 12, 3], k: 7, co: 2, s: 2, pad: 'valid' },
+  { x: [2, 9, 9, 5], k: 1, co: 3, s: 2, pad: 'same' },
 ];
 
 /** Gradients of Σ r ⊙ conv2d(x, w) with respect to x and w, on the current backend. */

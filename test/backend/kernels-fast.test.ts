@@ -1,9 +1,10 @@
-// The wasm Tile/Sum replacements, the filter flip and the batch-norm/mean gradients equal the cpu backend's.
+// The wasm kernel replacements (fast-kernels.ts), the filter flip and the batch-norm/mean gradients equal cpu.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { flipSpatial } from '../../gpu-backend/src/kernels/conv-grads';
 import { FAST_KERNELS } from '../../gpu-backend/src/kernels/fast-kernels';
+import { maxPoolGrad } from '../../gpu-backend/src/kernels/maxpool-grad';
 import { seededArray } from '../helpers/random';
 
 function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
@@ -71,6 +72,56 @@ describe('fast wasm kernels', () => {
     expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-4);
   });
 
+  it.each([
+    { shape: [8, 6, 6, 16], axis: [0, 1, 2], keepDims: false },
+    { shape: [8, 6, 6, 16], axis: [0, 1, 2], keepDims: true },
+    { shape: [300, 20], axis: [0], keepDims: false },
+    { shape: [20, 300], axis: [1], keepDims: true },
+    { shape: [16, 16, 20], axis: [0, 2], keepDims: false }, // neither leading nor trailing: stock kernel
+  ])('Mean $shape over $axis (keepDims $keepDims) matches cpu', async ({ shape, axis, keepDims }) => {
+    const [ref, got] = await onBoth(() => [tf.mean(t(shape, 12), axis, keepDims)]);
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    { a: [12, 7], b: [12, 5], ta: true, tb: false },
+    { a: [7, 12], b: [5, 12], ta: false, tb: true },
+    { a: [3, 12, 7], b: [3, 5, 12], ta: true, tb: true },
+  ])('matMul $a × $b (transposeA $ta, transposeB $tb) matches cpu', async ({ a, b, ta, tb }) => {
+    const [ref, got] = await onBoth(() => [tf.matMul(t(a, 10), t(b, 11), ta, tb)]);
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-4);
+  });
+
+  it.each([
+    { x: [4, 12, 12, 5], k: 3, s: 2, pad: 'same' as const }, // ResNet stem pool
+    { x: [3, 11, 9, 4], k: 3, s: 2, pad: 'same' as const },
+    { x: [4, 8, 8, 6], k: 2, s: 2, pad: 'valid' as const }, // small CNN
+    { x: [3, 7, 7, 4], k: 2, s: 2, pad: 'valid' as const },
+    { x: [2, 7, 6, 3], k: 3, s: 1, pad: 'same' as const },
+    { x: [2, 9, 9, 3], k: 3, s: 2, pad: 1 },
+  ])(
+    'max-pool gradient $x k=$k s=$s pad=$pad matches cpu (ties to the first maximum)',
+    async ({ x, k, s, pad }) => {
+      const [ref, got] = await onBoth(() => {
+        // ReLU makes many exact ties at 0, as in the networks.
+        const a = tf.relu(t(x, 13)) as tf.Tensor4D;
+        const y = tf.maxPool(a, k, s, pad);
+        const r = t(y.shape, 14) as tf.Tensor4D;
+        // On wasm: through the registered kernel and by calling ours directly (the same code path).
+        const viaKernel = tf.grads((v: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, k, s, pad), r)),
+        )([a]);
+        return [
+          ...viaKernel,
+          tf.getBackend() === 'wasm' ? maxPoolGrad(r, a, y, k, s, pad) : viaKernel[0]!.clone(),
+        ];
+      });
+      expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(got[1]!, ref[0]!)).toBeLessThan(1e-5);
+      expect(Math.max(...Array.from(ref[0]!, Math.abs))).toBeGreaterThan(0.1);
+    },
+  );
+
   it.each([3, 7, 1])('flipSpatial equals reverse over the spatial axes (k=%i)', async (k) => {
     const [ref, got] = await onBoth(() => {
       const w = t([k, k, 3, 5], 3) as tf.Tensor4D;
@@ -100,6 +151,56 @@ describe('fast wasm kernels', () => {
     });
     for (let i = 0; i < ref.length; i++) expect(maxAbsDiff(got[i]!, ref[i]!)).toBeLessThan(1e-4);
     expect(Math.max(...Array.from(ref[0]!, Math.abs))).toBeGreaterThan(1e-2);
+  });
+
+  it.each([
+    { shape: [4, 5, 5, 6], scale: true, offset: true },
+    { shape: [6, 8], scale: false, offset: true },
+    { shape: [3, 4, 4, 5], scale: true, offset: false },
+  ])(
+    'batch norm forward $shape (scale $scale, offset $offset) matches cpu',
+    async ({ shape, scale, offset }) => {
+      const c = shape[shape.length - 1]!;
+      const [ref, got] = await onBoth(() => {
+        // A mean far from zero: the form must not cancel.
+        const x = tf.add(t(shape, 15), 50);
+        const variance = tf.add(tf.abs(t([c], 16)), 0.1);
+        return [
+          tf.batchNorm(
+            x,
+            tf.add(t([c], 17), 50),
+            variance,
+            offset ? t([c], 18) : undefined,
+            scale ? t([c], 19) : undefined,
+            1e-3,
+          ),
+        ];
+      });
+      expect(maxAbsDiff(got[0]!, ref[0]!)).toBeLessThan(1e-4);
+    },
+  );
+
+  it('square matches cpu', async () => {
+    const [ref, got] = await onBoth(() => [tf.square(t([40, 30, 5], 20)), tf.square(t([7], 21))]);
+    expect(maxAbsDiff(got[0]!, ref[0]!)).toBe(0);
+    expect(maxAbsDiff(got[1]!, ref[1]!)).toBe(0);
+  });
+
+  it('clone shares data safely: disposing either side leaves the other intact', () => {
+    const start = tf.memory().numTensors;
+    const a = t([64, 80], 22);
+    const b = a.clone();
+    const expected = Array.from(a.dataSync());
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual(expected);
+    const v = tf.variable(b);
+    b.dispose();
+    const doubled = tf.mul(v, 2);
+    v.assign(doubled);
+    doubled.dispose();
+    expect(v.dataSync()[0]).toBeCloseTo(expected[0]! * 2, 5);
+    v.dispose();
+    expect(tf.memory().numTensors).toBe(start);
   });
 
   it('mean gradient matches cpu', async () => {

@@ -1,5 +1,5 @@
 // Phased training on real (small) data: no leaks, exact resume, projection onto real training patches.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -111,6 +111,33 @@ describe('training', () => {
     expect(resumed.resumedFrom).toBe(1);
     const manifest = JSON.parse(await readFile(join(resumed.modelDir, 'manifest.json'), 'utf8'));
     expect(manifest.version).toBe(straightVersion);
+  });
+
+  it('refuses to resume from a corrupted or truncated checkpoint, naming the file', async () => {
+    const dir = await tmp('corrupt');
+    const stop = new AbortController();
+    await expect(
+      train({
+        dataset,
+        config: tiny,
+        outDir: dir,
+        resume: false,
+        command: 'test',
+        signal: stop.signal,
+        events: { onEpochEnd: () => stop.abort() },
+      }),
+    ).rejects.toBeInstanceOf(TrainingStopped);
+    const weights = join(dir, 'checkpoints', 'epoch-0001', 'weights.bin');
+    const bytes = await readFile(weights);
+    bytes[100] = bytes[100]! ^ 0xff;
+    await writeFile(weights, bytes);
+    await expect(train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' })).rejects.toThrow(
+      `${weights}: corrupt or truncated (checksum mismatch`,
+    );
+    await writeFile(weights, bytes.subarray(0, 50));
+    await expect(train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' })).rejects.toThrow(
+      /corrupt or truncated \(checksum mismatch: 50 bytes/,
+    );
   });
 
   it('augments training batches when asked, reproducibly from the seed', async () => {

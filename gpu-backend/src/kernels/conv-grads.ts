@@ -1,6 +1,9 @@
 // Convolution gradients expressed as forward convolutions and matMuls: fast on engines (wasm) whose
 // own backprop kernels are missing (Conv2DBackpropFilter) or slow (Conv2DBackpropInput, ~10x a conv).
+// Input gradient by shape: 1×1 → matMul; ≤ 16 output cells → matMul + scatter; stride > 1 → polyphase
+// convs; else one conv with the flipped filter. Filter gradient: 1×1 → matMul; else one conv.
 import * as tf from '@tensorflow/tfjs';
+import { filterGradByMatMul, inputGradByMatMul, inputGradByPhases, padOrCrop } from './conv-matmul';
 
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type Pair = [number, number];
@@ -25,26 +28,6 @@ function padInfo(
     roundingMode,
   );
   return { top: info.padInfo.top, left: info.padInfo.left, outH: info.outHeight, outW: info.outWidth };
-}
-
-/** Pads (positive) or crops (negative) the spatial axes of an NHWC tensor. */
-function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
-  let y = x;
-  if (top > 0 || bottom > 0 || left > 0 || right > 0) {
-    y = tf.pad(y, [
-      [0, 0],
-      [Math.max(top, 0), Math.max(bottom, 0)],
-      [Math.max(left, 0), Math.max(right, 0)],
-      [0, 0],
-    ]);
-  }
-  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
-    const [b, h, w, c] = y.shape;
-    const t = Math.max(-top, 0);
-    const l = Math.max(-left, 0);
-    y = tf.slice(y, [0, t, l, 0], [b, h - t - Math.max(-bottom, 0), w - l - Math.max(-right, 0), c]);
-  }
-  return y;
 }
 
 /** Inserts (s−1) zeros between neighbouring cells: the transpose of striding. */
@@ -98,8 +81,20 @@ export function conv2dInputGrad(
     const [kh, kw] = filter.shape;
     const [, h, w] = xShape;
     const { top, left } = padInfo(xShape, filter.shape, strides, pad, roundingMode);
-    if (kh === 1 && kw === 1 && top === 0 && left === 0) {
-      // 1×1: a matMul with the filter's transpose, then the stride undone by dilation.
+    if (!legacyFlip) {
+      if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0) {
+        // 1×1: dy · wᵀ. The transpose is explicit: wasm's matMul with a transpose flag is ~10x slower.
+        const [b, oh, ow, co] = dy.shape;
+        const ci = filter.shape[2];
+        const wT = tf.transpose(tf.reshape(filter, [ci, co]));
+        return tf.reshape(tf.matMul(tf.reshape(dy, [b * oh * ow, co]), wT), [b, h, w, ci]);
+      }
+      // Output maps of ≤ 16 cells (ResNet's last two stages): flipping, transposing and repacking a
+      // 3×3×512×512 filter costs more than the product, so use the filter as stored.
+      if (dy.shape[1] * dy.shape[2] <= 16) return inputGradByMatMul(xShape, dy, filter, [sh, sw], top, left);
+      if (sh > 1 || sw > 1) return inputGradByPhases(xShape, dy, filter, [sh, sw], top, left);
+    } else if (kh === 1 && kw === 1 && top === 0 && left === 0) {
+      // First version: 1×1 as a flagged matMul, then the stride undone by dilation.
       const [b, oh, ow, co] = dy.shape;
       const ci = filter.shape[2];
       const g = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
@@ -134,12 +129,15 @@ export function conv2dFilterGrad(
   strides: number | Pair,
   pad: Pad,
   roundingMode?: 'floor' | 'round' | 'ceil',
+  /** The first version's 1×1 path (strided slice, flagged matMul): benchmark baseline only. */
+  legacy = false,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [sh, sw] = pair(strides);
     const [kh, kw, ci, co] = filterShape;
     const [b, oh, ow] = dy.shape;
     const { top, left } = padInfo(x.shape, filterShape, strides, pad, roundingMode);
+    if (kh === 1 && kw === 1 && !legacy) return filterGradByMatMul(x, dy, filterShape, [sh, sw], top, left);
     // The input window the forward pass read: rows top-shifted, exactly (oh−1)·s + kh of them.
     const needH = (oh - 1) * sh + kh;
     const needW = (ow - 1) * sw + kw;

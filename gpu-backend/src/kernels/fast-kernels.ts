@@ -1,14 +1,23 @@
-// Faster wasm Tile and Sum built from XNNPACK-backed kernels; other cases fall through to the originals.
+// Faster wasm Tile, Sum, Mean, flagged BatchMatMul, MaxPoolGrad, FusedBatchNorm, Square, Identity.
 import * as tf from '@tensorflow/tfjs';
+import { maxPoolGrad } from './maxpool-grad';
 
 /*
  * Measured on wasm SIMD, one thread (32×16×16×64 float32): Tile to that shape 34 ms, the same result as
- * fill + broadcasting mul 2.7 ms; Sum over the three leading axes 2.5 ms, matMul with a row of ones
- * 0.2 ms. wasm's Tile, Reverse and Gather index element by element; its Sum transposes first unless
+ * fill + broadcasting mul 2.7 ms; Sum over the three leading axes 2.5 ms, average pooling + a tiny
+ * matMul 0.2 ms. wasm's Tile, Reverse and Gather index element by element; its Sum transposes first unless
  * the reduced axes are innermost. Batch-norm gradients hit both on every layer.
  */
 
-export const FAST_KERNELS = ['Tile', 'Sum'] as const;
+export const FAST_KERNELS = [
+  'Tile',
+  'Sum',
+  'Mean',
+  'BatchMatMul',
+  'MaxPoolGrad',
+  'FusedBatchNorm',
+  'Square',
+] as const;
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
 const originals = new Map<string, KernelFunc>();
@@ -37,7 +46,7 @@ function replace(
   tf.registerKernel({ kernelName, backendName, kernelFunc: (args) => fast(args, fallback) });
 }
 
-/** Puts the stock Tile and Sum back (benchmark baselines). */
+/** Puts the stock kernels back (benchmark baselines). */
 export function restoreStockKernels(backendName: string): void {
   for (const kernelName of FAST_KERNELS) {
     const fn = originals.get(`${kernelName}/${backendName}`);
@@ -87,10 +96,18 @@ function normAxes(axis: number | number[], rank: number): number[] {
 }
 
 /**
- * Σ over leading or trailing axes as a matMul with ones, or undefined when the axes are neither (the
- * caller then uses the stock kernel).
+ * Σ (or mean) over leading axes as XNNPACK average pooling over the last two reduced axes, then a
+ * matMul with ones over the rest; over trailing axes as x · ones. Undefined when the axes are neither
+ * (the caller then uses the stock kernel). Why not ones · x for leading axes: XNNPACK repacks a
+ * matMul's right operand on every call (~8 ns an element, 10 ms for a 32×32×32×64 activation),
+ * while pooling reads it once (0.7 ms).
  */
-export function sumByMatMul(x: tf.Tensor, axis: number | number[], keepDims: boolean): tf.Tensor | undefined {
+export function reduceByPool(
+  x: tf.Tensor,
+  axis: number | number[],
+  keepDims: boolean,
+  mean = false,
+): tf.Tensor | undefined {
   const rank = x.rank;
   const axes = normAxes(axis, rank);
   if (axes.length === 0 || x.size === 0) return undefined;
@@ -101,17 +118,32 @@ export function sumByMatMul(x: tf.Tensor, axis: number | number[], keepDims: boo
   const outShape = keepDims
     ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
     : x.shape.filter((_, i) => !axes.includes(i));
+  const m = axes.reduce((p, a) => p * x.shape[a]!, 1);
+  const rest = x.size / m;
   return tf.tidy(() => {
-    const m = axes.reduce((p, a) => p * x.shape[a]!, 1);
-    const rest = x.size / m;
-    const r = leading
-      ? tf.matMul(tf.ones([1, m]), tf.reshape(x, [m, rest]))
-      : tf.matMul(tf.reshape(x, [rest, m]), tf.ones([m, 1]));
+    let r: tf.Tensor;
+    if (leading) {
+      const [a, b] = k >= 2 ? [x.shape[k - 2]!, x.shape[k - 1]!] : [x.shape[0]!, 1];
+      const outer = m / (a * b);
+      const pooled = tf.avgPool(tf.reshape(x, [outer, a, b, rest]) as tf.Tensor4D, [a, b], 1, 'valid');
+      // Pooling already divided by a·b: scale the outer sum by what is left.
+      const scale = mean ? 1 / outer : a * b;
+      r = tf.matMul(tf.fill([1, outer], scale), tf.reshape(pooled, [outer, rest]));
+    } else {
+      r = tf.matMul(tf.reshape(x, [rest, m]), tf.fill([m, 1], mean ? 1 / m : 1));
+    }
     return tf.reshape(r, outShape);
   });
 }
 
-/** Registers the faster Tile and Sum for `backendName` (float32 only; everything else unchanged). */
+/** The last two axes swapped (a matrix transpose per batch entry). */
+function swapLast(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  perm.push(...perm.splice(-2).reverse());
+  return tf.transpose(x, perm);
+}
+
+/** Registers the faster Tile, Sum, Mean, BatchMatMul, MaxPoolGrad, FusedBatchNorm and Square for `backendName` (float32 only; the rest unchanged). */
 export function registerFastKernels(backendName: string): void {
   replace('Tile', backendName, (args, fallback) => {
     const x = args.inputs.x as tf.Tensor;
@@ -124,6 +156,69 @@ export function registerFastKernels(backendName: string): void {
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
     // Tiny reductions gain nothing from the matMul detour.
     if (x.dtype !== 'float32' || x.size < 4096) return fallback(args);
-    return (sumByMatMul(x, axis, keepDims) ?? fallback(args)) as tf.TensorInfo;
+    return (reduceByPool(x, axis, keepDims) ?? fallback(args)) as tf.TensorInfo;
+  });
+  // Batch-norm statistics: Mean over the leading axes transposes first on wasm (29 ms at 32×32×32×64).
+  replace('Mean', backendName, (args, fallback) => {
+    const x = args.inputs.x as tf.Tensor;
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    if (x.dtype !== 'float32' || x.size < 4096) return fallback(args);
+    return (reduceByPool(x, axis, keepDims, true) ?? fallback(args)) as tf.TensorInfo;
+  });
+  // With a transpose flag wasm's BatchMatMul leaves XNNPACK (~10x slower); an explicit Transpose is
+  // memcpy-like. Hits every dense layer's gradient (dy·wᵀ, xᵀ·dy).
+  replace('BatchMatMul', backendName, (args, fallback) => {
+    const { a, b } = args.inputs as { a: tf.Tensor; b: tf.Tensor };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if ((!transposeA && !transposeB) || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    const at = transposeA ? swapLast(a) : a;
+    const bt = transposeB ? swapLast(b) : b;
+    const attrs = { ...args.attrs, transposeA: false, transposeB: false };
+    const out = fallback({ ...args, inputs: { a: at, b: bt }, attrs }) as tf.TensorInfo;
+    if (at !== a) at.dispose();
+    if (bt !== b) bt.dispose();
+    return out;
+  });
+  // wasm's FusedBatchNorm: 12 ms at 32×32×32×64; three broadcasting XNNPACK passes: 6 ms. Kept as
+  // (x − mean)·s + offset rather than x·s + (offset − mean·s), which cancels when |mean| ≫ std.
+  replace('FusedBatchNorm', backendName, (args, fallback) => {
+    const { x, mean, variance, offset, scale } = args.inputs as Record<string, tf.Tensor | undefined>;
+    const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+    const c = x!.shape[x!.rank - 1];
+    const perChannel = [mean, variance, offset, scale].every((t) => !t || (t.rank === 1 && t.shape[0] === c));
+    if (x!.dtype !== 'float32' || !perChannel) return fallback(args);
+    return tf.tidy(() => {
+      let s = tf.rsqrt(tf.add(variance!, varianceEpsilon));
+      if (scale) s = tf.mul(s, scale);
+      const y = tf.mul(tf.sub(x!, mean!), s);
+      return offset ? tf.add(y, offset) : y;
+    }) as unknown as tf.TensorInfo;
+  });
+  // wasm's Square: 5 ms at 32×32×32×64; XNNPACK's x·x: 2 ms (batch-norm variance, Adam's v).
+  replace('Square', backendName, (args, fallback) => {
+    const x = args.inputs.x as tf.Tensor;
+    if (x.dtype !== 'float32' || x.size < 4096) return fallback(args);
+    return tf.mul(x, x) as unknown as tf.TensorInfo;
+  });
+  // wasm's Identity (every clone) copies the data; tensors are immutable (Variable.assign swaps the
+  // data id), so sharing it with a reference count is what the cpu backend does too. ~600 a step.
+  replace('Identity', backendName, (args, fallback) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return fallback(args);
+    (args.backend as tf.KernelBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
+  replace('MaxPoolGrad', backendName, (args, fallback) => {
+    const { dy, input, output } = args.inputs as { dy: tf.Tensor4D; input: tf.Tensor4D; output: tf.Tensor4D };
+    const a = args.attrs as unknown as {
+      filterSize: number | [number, number];
+      strides: number | [number, number];
+      pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    };
+    // Every window, although wasm's own is faster on overlapping ones: it drops gradient at the
+    // bottom/right edge under asymmetric 'same' padding (ResNet's stem pool; see maxpool-grad.ts).
+    if (dy.dtype !== 'float32' || input.dtype !== 'float32') return fallback(args);
+    return maxPoolGrad(dy, input, output, a.filterSize, a.strides, a.pad, a.dimRoundingMode);
   });
 }

@@ -25,8 +25,10 @@ export const CONV_GRADIENT_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInp
 
 /**
  * Which kernels training uses on wasm. 'fast': everything in this folder (conv gradients, Tile, Sum,
- * batch-norm and mean gradients). 'baseline': this repo's first version, kept for benchmarks: conv
- * gradients with the filter flipped by wasm's own Reverse, stock Tile/Sum and stock gradients.
+ * Mean, transposed BatchMatMul, MaxPoolGrad, FusedBatchNorm, Square,
+ * zero-copy Identity, batch-norm and mean gradients). 'baseline': this repo's
+ * first version, kept for benchmarks: conv gradients with the filter flipped by wasm's own Reverse and
+ * dilated strides, stock Tile/Sum/Mean/BatchMatMul/MaxPoolGrad/FusedBatchNorm/Square/Identity and stock gradients.
  */
 export type KernelSet = 'fast' | 'baseline';
 
@@ -41,7 +43,7 @@ function registerConv(backendName: string, legacyFlip: boolean): void {
       const a = attrs as unknown as ConvAttrs;
       checkAttrs('Conv2DBackpropFilter', a);
       const { x, dy } = inputs as { x: tf.Tensor4D; dy: tf.Tensor4D };
-      return conv2dFilterGrad(x, dy, a.filterShape!, a.strides, a.pad, a.dimRoundingMode);
+      return conv2dFilterGrad(x, dy, a.filterShape!, a.strides, a.pad, a.dimRoundingMode, legacyFlip);
     },
   });
   tf.registerKernel({
