@@ -131,20 +131,26 @@ describe('training', () => {
     const bytes = await readFile(weights);
     bytes[100] = bytes[100]! ^ 0xff;
     await writeFile(weights, bytes);
-    await expect(train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' })).rejects.toThrow(
-      `${weights}: corrupt or truncated (checksum mismatch`,
-    );
+    await expect(
+      train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' }),
+    ).rejects.toThrow(`${weights}: corrupt or truncated (checksum mismatch`);
     await writeFile(weights, bytes.subarray(0, 50));
-    await expect(train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' })).rejects.toThrow(
-      /corrupt or truncated \(checksum mismatch: 50 bytes/,
-    );
+    await expect(
+      train({ dataset, config: tiny, outDir: dir, resume: true, command: 'test' }),
+    ).rejects.toThrow(/corrupt or truncated \(checksum mismatch: 50 bytes/);
   });
 
   it('augments training batches when asked, reproducibly from the seed', async () => {
     const config = TrainConfig.parse({ ...tiny, augment: { flip: 1, rotate: 10 } });
     const versions: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const r = await train({ dataset, config, outDir: await tmp(`aug${i}`), resume: false, command: 'test' });
+      const r = await train({
+        dataset,
+        config,
+        outDir: await tmp(`aug${i}`),
+        resume: false,
+        command: 'test',
+      });
       versions.push(JSON.parse(await readFile(join(r.modelDir, 'manifest.json'), 'utf8')).version);
     }
     expect(versions[0]).toBe(versions[1]);
