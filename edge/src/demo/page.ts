@@ -15,8 +15,8 @@ label{font-weight:600}input[type=password]{font:inherit;padding:.3rem .5rem;widt
 .slots{display:grid;grid-template-columns:repeat(auto-fill,minmax(20rem,1fr));gap:1rem}.slot{border:1px solid var(--line);border-radius:8px;padding:.75rem}
 .pair{display:flex;gap:.75rem;align-items:flex-start}.pair figure{margin:0}.pair figcaption{font-size:.8rem;color:var(--muted)}
 canvas,.patch{width:140px;height:140px;image-rendering:pixelated;border:1px solid var(--line)}.patch{object-fit:contain;background:#000}
-.num{font-variant-numeric:tabular-nums}.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.75rem}
-.card{border:1px solid var(--line);border-radius:8px;padding:.5rem;font-size:.85rem}.card img{width:100%;image-rendering:pixelated;background:#000}
+.num{font-variant-numeric:tabular-nums}.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.75rem;align-items:start}
+.card{border:1px solid var(--line);border-radius:8px;padding:.5rem;font-size:.85rem}.card img{width:100%;height:8rem;object-fit:contain;image-rendering:pixelated;background:#000}
 .error{color:#b00020}.muted{color:var(--muted)}[hidden]{display:none!important}
 `;
 
