@@ -54,6 +54,23 @@ describe('protopool CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('runs the wasm engine on both cores with --threads 2, and exits when done', () => {
+    const r = run([
+      '--threads',
+      '2',
+      'evaluate',
+      '--model',
+      'models/fashion-mnist',
+      '--data',
+      'fashion-mnist:embedded',
+      '--limit',
+      '64',
+    ]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('engine: wasm (SIMD, 2 threads)');
+    expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).examples).toBe(64);
+  });
+
   it('names the config file and field of a bad config', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pp-cli-'));
     const config = join(dir, 'bad.json');

@@ -70,6 +70,15 @@ export function program(): Command {
         .choices([...ENGINE_CHOICES])
         .default(process.env.PROTOPOOL_ENGINE ?? 'auto'),
     )
+    .option(
+      '--threads <n>',
+      'wasm engine: XNNPACK threads (both cores: 2); default 1 or $PROTOPOOL_WASM_THREADS',
+      positiveInt,
+    )
+    .hook('preAction', (cmd) => {
+      const threads = cmd.opts().threads as number | undefined;
+      if (threads !== undefined) process.env.PROTOPOOL_WASM_THREADS = String(threads);
+    })
     .showHelpAfterError()
     .exitOverride();
 
@@ -265,4 +274,5 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: threaded wasm (--threads) keeps worker threads alive that would hold the process open.
+process.exit(await main(process.argv.slice(2)));
