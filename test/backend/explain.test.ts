@@ -16,6 +16,7 @@ import { loadModelDir } from '../../gpu-backend/src/io/model-files';
 import type { ProtoPoolModel } from '../../gpu-backend/src/model/protopool';
 import { TrainConfig } from '../../gpu-backend/src/train/config';
 import { train } from '../../gpu-backend/src/train/trainer';
+import { TINY_CONFIG } from '../helpers/backend-process';
 
 describe('boxes from activation maps', () => {
   it('bicubic upsampling reproduces OpenCV INTER_CUBIC on a hand-computed row', () => {
@@ -113,14 +114,7 @@ describe('local explanations of a trained model', () => {
   beforeAll(async () => {
     await initEngine('wasm');
     dataset = await openDataset('fashion-mnist:embedded');
-    const config = TrainConfig.parse({
-      seed: 5,
-      model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
-      batchSize: 32,
-      epochs: { warmup: 1, joint: 1, lastLayer: 1 },
-      gumbelTime: 2,
-      limits: { train: 96, test: 64 },
-    });
+    const config = TrainConfig.parse({ seed: 5, ...TINY_CONFIG });
     const out = await mkdtemp(join(tmpdir(), 'pp-explain-'));
     await train({ dataset, config, outDir: out, resume: false, command: 'test' });
     ({ model, manifest } = await loadModelDir(join(out, 'model')));

@@ -12,15 +12,25 @@ import { hardAssignment } from '../../gpu-backend/src/model/assignment';
 import { TrainConfig } from '../../gpu-backend/src/train/config';
 import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
 import { TrainingStopped, train } from '../../gpu-backend/src/train/trainer';
+import { TINY_CONFIG } from '../helpers/backend-process';
 
-const tiny = TrainConfig.parse({
-  seed: 3,
-  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
-  batchSize: 32,
-  epochs: { warmup: 1, joint: 1, lastLayer: 1 },
-  gumbelTime: 2,
-  limits: { train: 96, test: 64 },
-});
+const tiny = TrainConfig.parse({ seed: 3, ...TINY_CONFIG });
+
+/** Trains until the end of the first epoch, then stops as Ctrl-C would: one checkpoint on disk. */
+async function trainOneEpochThenStop(dir: string): Promise<void> {
+  const stop = new AbortController();
+  await expect(
+    train({
+      dataset,
+      config: tiny,
+      outDir: dir,
+      resume: false,
+      command: 'test',
+      signal: stop.signal,
+      events: { onEpochEnd: () => stop.abort() },
+    }),
+  ).rejects.toBeInstanceOf(TrainingStopped);
+}
 
 let dataset: Dataset;
 const tmp = (name: string) => mkdtemp(join(tmpdir(), `pp-${name}-`));
@@ -92,18 +102,7 @@ describe('training', () => {
 
   it('stopped after an epoch and resumed, ends with bit-identical weights', async () => {
     const dir = await tmp('resume');
-    const stop = new AbortController();
-    await expect(
-      train({
-        dataset,
-        config: tiny,
-        outDir: dir,
-        resume: false,
-        command: 'test',
-        signal: stop.signal,
-        events: { onEpochEnd: (r) => r.epoch === 1 && stop.abort() },
-      }),
-    ).rejects.toBeInstanceOf(TrainingStopped);
+    await trainOneEpochThenStop(dir);
     await expect(
       train({ dataset, config: tiny, outDir: dir, resume: false, command: 'test' }),
     ).rejects.toThrow(/already holds a training run/);
@@ -115,18 +114,7 @@ describe('training', () => {
 
   it('refuses to resume from a corrupted or truncated checkpoint, naming the file', async () => {
     const dir = await tmp('corrupt');
-    const stop = new AbortController();
-    await expect(
-      train({
-        dataset,
-        config: tiny,
-        outDir: dir,
-        resume: false,
-        command: 'test',
-        signal: stop.signal,
-        events: { onEpochEnd: () => stop.abort() },
-      }),
-    ).rejects.toBeInstanceOf(TrainingStopped);
+    await trainOneEpochThenStop(dir);
     const weights = join(dir, 'checkpoints', 'epoch-0001', 'weights.bin');
     const bytes = await readFile(weights);
     bytes[100] = bytes[100]! ^ 0xff;

@@ -64,6 +64,15 @@ export async function startBackend(
   };
 }
 
+/** The tiny training configuration tests use: 12 prototypes, 96 images, one epoch per phase (~5 s). */
+export const TINY_CONFIG = {
+  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
+  batchSize: 32,
+  epochs: { warmup: 1, joint: 1, lastLayer: 1 },
+  gumbelTime: 2,
+  limits: { train: 96, test: 64 },
+};
+
 /** A tiny model trained on the embedded data, for tests that need a real one (~5 s). */
 export async function trainTinyModel(outDir: string, seed = 5): Promise<string> {
   const { openDataset } = await import('../../gpu-backend/src/data/specs');
@@ -72,14 +81,12 @@ export async function trainTinyModel(outDir: string, seed = 5): Promise<string> 
   const { train } = await import('../../gpu-backend/src/train/trainer');
   await initEngine('wasm');
   const dataset = await openDataset('fashion-mnist:embedded');
-  const config = TrainConfig.parse({
-    seed,
-    model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
-    batchSize: 32,
-    epochs: { warmup: 1, joint: 1, lastLayer: 1 },
-    gumbelTime: 2,
-    limits: { train: 96, test: 64 },
+  const r = await train({
+    dataset,
+    config: TrainConfig.parse({ seed, ...TINY_CONFIG }),
+    outDir,
+    resume: false,
+    command: 'test',
   });
-  const r = await train({ dataset, config, outDir, resume: false, command: 'test' });
   return r.modelDir;
 }
