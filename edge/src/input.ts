@@ -1,6 +1,7 @@
 // Request bodies to the exact tensor the backend expects: tensor frames and JSON, or images (decoded,
 // resized and normalised as the model manifest says).
 import {
+  asModelInput,
   type ClassifyOptions,
   ClassifyRequest,
   decodeBase64,
@@ -22,25 +23,9 @@ export interface ParsedInput {
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png']);
 
-/** [1,H,W,C] float32, whichever of the accepted shapes arrived. */
-function canonical(t: WireTensor, manifest: ModelManifest): WireTensor {
-  const { height, width, channels } = manifest.input;
-  const want = [height, width, channels];
-  const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
-  if (t.dtype !== 'float32')
-    throw new EdgeError('bad_request', `tensor dtype must be float32, got ${t.dtype}`);
-  if (shape.length !== 3 || shape.some((d, i) => d !== want[i])) {
-    throw new EdgeError(
-      'bad_request',
-      `tensor shape must be [${want.join(', ')}] or [1, ${want.join(', ')}] (the model's normalised input), got [${t.shape.join(', ')}]`,
-    );
-  }
-  return { dtype: 'float32', shape: [1, height, width, channels], data: t.data };
-}
-
 function tensorFrom(decode: () => WireTensor, manifest: ModelManifest): WireTensor {
   try {
-    return canonical(decode(), manifest);
+    return asModelInput(decode(), manifest.input);
   } catch (err) {
     if (err instanceof TensorFormatError) throw new EdgeError('bad_request', err.message);
     throw err;

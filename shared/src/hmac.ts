@@ -2,7 +2,7 @@
 //   X-ProtoPool-Timestamp: <unix seconds>
 //   X-ProtoPool-Signature: v1=<hex HMAC-SHA256(secret, timestamp "\n" METHOD "\n" path "\n" hex SHA-256(body))>
 // `path` is the request target as sent: the URL path plus "?query" when there is one.
-import { sha256Hex } from './ids';
+import { bytesToHex, sha256Hex } from './ids';
 
 export const TIMESTAMP_HEADER = 'X-ProtoPool-Timestamp';
 export const SIGNATURE_HEADER = 'X-ProtoPool-Signature';
@@ -13,12 +13,6 @@ export interface SignedRequest {
   /** Path plus query, e.g. "/invocations?topK=5". */
   path: string;
   body: Uint8Array;
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
 }
 
 export async function canonicalString(timestamp: string, r: SignedRequest): Promise<string> {
@@ -35,7 +29,7 @@ export async function signature(secret: string, timestamp: string, r: SignedRequ
     ['sign'],
   );
   const mac = await crypto.subtle.sign('HMAC', key, enc.encode(await canonicalString(timestamp, r)));
-  return `v1=${hex(new Uint8Array(mac))}`;
+  return `v1=${bytesToHex(new Uint8Array(mac))}`;
 }
 
 /** Headers to add to a request. */

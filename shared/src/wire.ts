@@ -48,7 +48,8 @@ export type TensorFormatErrorCode =
   | 'size_limit'
   | 'length_mismatch'
   | 'non_finite'
-  | 'bad_json';
+  | 'bad_json'
+  | 'wrong_input';
 
 export class TensorFormatError extends Error {
   constructor(
@@ -238,4 +239,25 @@ function fromBytes(dtype: DType, shape: number[], bytes: Uint8Array, lim: WireLi
     }
   }
   return { dtype, shape, data };
+}
+
+/**
+ * The model's input as both the edge and the backend address it: float32 [1,H,W,C], accepting [H,W,C]
+ * or [1,H,W,C] of the manifest's size (so both shapes get the same explanation id).
+ */
+export function asModelInput(
+  t: WireTensor,
+  input: { height: number; width: number; channels: number },
+): WireTensor {
+  const want = [input.height, input.width, input.channels];
+  const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
+  if (t.dtype !== 'float32')
+    throw new TensorFormatError('wrong_input', `tensor dtype must be float32, got ${t.dtype}`);
+  if (shape.length !== 3 || shape.some((d, i) => d !== want[i])) {
+    throw new TensorFormatError(
+      'wrong_input',
+      `tensor shape must be [${want.join(', ')}] or [1, ${want.join(', ')}] (the model's normalised input), got [${t.shape.join(', ')}]`,
+    );
+  }
+  return { dtype: 'float32', shape: [1, ...want], data: t.data };
 }

@@ -11,21 +11,14 @@ import { globalExplanation } from '../explain/global';
 import { explainBatch } from '../explain/local';
 import { classCard, gallerySheet } from '../explain/pictures';
 import { encodePng } from '../explain/render';
-import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
-import { UsageError } from './errors';
+import { modelDir, UsageError } from './errors';
 
 function topK(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > MAX_TOP_K)
     throw new InvalidArgumentError(`expected an integer in 1..${MAX_TOP_K}`);
   return n;
-}
-
-async function resolveModel(path: string): Promise<string> {
-  if (await exists(join(path, 'manifest.json'))) return path;
-  if (await exists(join(path, 'model', 'manifest.json'))) return join(path, 'model');
-  throw new UsageError(`--model ${path}: no manifest.json there or in ${join(path, 'model')}`);
 }
 
 async function patchesOf(dir: string, files: { path: string }[]): Promise<Map<number, Uint8Array>> {
@@ -50,7 +43,7 @@ export function addExplainCommands(cli: Command): void {
     .option('--out <dir>', 'where to write <image>.json and <image>.png')
     .option('--json', 'print the explanations as one JSON array on stdout')
     .action(async (images: string[], o) => {
-      const dir = await resolveModel(o.model);
+      const dir = await modelDir(o.model);
       const inputs: { file: string; bytes: Uint8Array }[] = [];
       for (const file of images) {
         try {
@@ -113,7 +106,7 @@ export function addExplainCommands(cli: Command): void {
     .requiredOption('--model <dir>', 'model directory (or a training --out directory)')
     .requiredOption('--out <dir>', 'output directory')
     .action(async (o) => {
-      const dir = await resolveModel(o.model);
+      const dir = await modelDir(o.model);
       const { readManifest, verifyFiles } = await import('../io/model-files');
       const manifest = await readManifest(dir);
       await verifyFiles(dir, manifest);

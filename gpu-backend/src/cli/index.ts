@@ -5,7 +5,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { limitSplit } from '../data/dataset';
 import { openDataset } from '../data/specs';
 import { ENGINE_CHOICES, initEngine } from '../engine';
-import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
 import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
@@ -14,7 +13,7 @@ import { evaluate } from '../train/evaluate';
 import { measureParts } from '../train/interpretability';
 import { train } from '../train/trainer';
 import { addDeployCommands } from './deploy';
-import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './errors';
+import { EXIT_FAILURE, EXIT_USAGE, modelDir, UsageError } from './errors';
 import { addExplainCommands } from './explain';
 import { trainReporter } from './progress';
 
@@ -53,13 +52,6 @@ function parseConfig(raw: unknown, source: string): TrainConfig {
     throw new UsageError(`${source}: ${lines.join('; ')}`);
   }
   return parsed.data;
-}
-
-/** Resolves a model directory: a model dir itself, or a training --out dir holding model/. */
-async function modelDir(path: string): Promise<string> {
-  if (await exists(join(path, 'manifest.json'))) return path;
-  if (await exists(join(path, 'model', 'manifest.json'))) return join(path, 'model');
-  throw new UsageError(`--model ${path}: no manifest.json there or in ${join(path, 'model')}`);
 }
 
 export function program(): Command {

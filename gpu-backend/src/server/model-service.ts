@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  asModelInput,
   type ClassifyOptions,
   type Explanation,
   explanationId,
@@ -65,18 +66,6 @@ export class ModelService {
     return [height, width, channels];
   }
 
-  checkInput(t: WireTensor): Float32Array {
-    const want = this.inputShape;
-    const shape = t.shape.length === 4 && t.shape[0] === 1 ? t.shape.slice(1) : t.shape;
-    if (t.dtype !== 'float32') throw new InputError(`tensor dtype must be float32, got ${t.dtype}`);
-    if (shape.length !== 3 || shape.some((d, i) => d !== want[i])) {
-      throw new InputError(
-        `tensor shape must be [${want.join(', ')}] or [1, ${want.join(', ')}], got [${t.shape.join(', ')}]`,
-      );
-    }
-    return t.data as Float32Array;
-  }
-
   /** The model input from encoded image bytes, by the manifest's preprocessing (shared with the edge). */
   async imageTensor(bytes: Uint8Array): Promise<WireTensor> {
     await initImageCodecs();
@@ -90,11 +79,9 @@ export class ModelService {
   }
 
   async classify(t: WireTensor, options: ClassifyOptions): Promise<Explanation> {
-    const data = this.checkInput(t);
-    const [h, w, c] = this.inputShape;
-    // The id addresses the canonical [1,H,W,C] tensor, whichever of the two shapes the client sent.
-    const id = await explanationId(this.manifest.version, { dtype: 'float32', shape: [1, h, w, c], data });
-    return this.batcher.submit({ data, id, options });
+    const input = asModelInput(t, this.manifest.input);
+    const id = await explanationId(this.manifest.version, input);
+    return this.batcher.submit({ data: input.data as Float32Array, id, options });
   }
 
   private async runBatch(jobs: Job[]): Promise<Explanation[]> {
