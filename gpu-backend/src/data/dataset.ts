@@ -1,5 +1,6 @@
 // The Dataset interface every loader implements, and batching over it.
 import type { InputSpec } from '@protopool/shared';
+import { chunk } from '../util/arrays';
 import { permutation } from '../util/random';
 import type { Rect } from './image';
 
@@ -61,9 +62,7 @@ export interface Dataset {
 export function epochBatches(size: number, batchSize: number, shuffleSeed?: number): number[][] {
   const order =
     shuffleSeed === undefined ? Array.from({ length: size }, (_, i) => i) : permutation(size, shuffleSeed);
-  const out: number[][] = [];
-  for (let i = 0; i < size; i += batchSize) out.push(order.slice(i, i + batchSize));
-  return out;
+  return chunk(order, batchSize);
 }
 
 /** The first `n` examples of a split (deterministic, so quick runs and tests reproduce). */
