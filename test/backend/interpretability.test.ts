@@ -10,7 +10,10 @@ import {
   isConsistent,
   measureParts,
   partsInWindow,
+  patchSide,
+  purity,
   stability,
+  TopK,
   windowSide,
 } from '../../gpu-backend/src/train/interpretability';
 import { train } from '../../gpu-backend/src/train/trainer';
@@ -86,6 +89,38 @@ describe('consistency and stability by hand', () => {
   });
 });
 
+describe('purity by hand', () => {
+  it('scales the 32 px patch of 224 px inputs', () => {
+    expect(patchSide(224)).toBe(32);
+    expect(patchSide(64)).toBeCloseTo(9.143, 3);
+  });
+
+  it("is the best part's share of the top patches: part 0 in 7 of 10, part 1 in 4 → 0.7", () => {
+    const top = Array.from({ length: 10 }, (_, i) => [i < 7, i >= 6]);
+    expect(purity(top)).toBe(0.7);
+  });
+
+  it('a prototype whose top patches all hold the same part is pure; one on background is not', () => {
+    expect(purity(Array.from({ length: 10 }, () => [false, true, false]))).toBe(1);
+    expect(purity(Array.from({ length: 10 }, () => [false, false, false]))).toBe(0);
+  });
+
+  it('keeps the k highest scores, in order, whatever order they arrive in', () => {
+    const top = new TopK<string>(3);
+    for (const [score, v] of [
+      [0.2, 'a'],
+      [0.9, 'b'],
+      [0.5, 'c'],
+      [0.1, 'd'],
+      [0.7, 'e'],
+      [0.5, 'f'],
+    ] as const) {
+      top.offer(score, v);
+    }
+    expect(top.items.map((t) => t.value)).toEqual(['b', 'e', 'c']);
+  });
+});
+
 describe('on a trained model', () => {
   it('measures consistency, stability and compactness on generated parts data without leaking', async () => {
     await initEngine('wasm');
@@ -116,6 +151,8 @@ describe('on a trained model', () => {
     expect(m.consistency).toBeLessThanOrEqual(100);
     expect(m.stability).toBeGreaterThanOrEqual(0);
     expect(m.stability).toBeLessThanOrEqual(100);
+    expect(m.purity).toBeGreaterThanOrEqual(0);
+    expect(m.purity).toBeLessThanOrEqual(100);
     expect(m.prototypesUsed).toBe(r.final.prototypesUsed);
     expect(m.localSize).toBeGreaterThan(0);
     expect(m.localSize).toBeLessThanOrEqual(2);

@@ -179,7 +179,12 @@ export function program(): Command {
             loss: r.loss,
             prototypesUsed: r.prototypesUsed,
             ...(parts
-              ? { consistency: parts.consistency, stability: parts.stability, localSize: parts.localSize }
+              ? {
+                  consistency: parts.consistency,
+                  stability: parts.stability,
+                  purity: parts.purity,
+                  localSize: parts.localSize,
+                }
               : {}),
             examples: r.examples,
             split: o.split,

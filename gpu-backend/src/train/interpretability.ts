@@ -1,5 +1,5 @@
 // Interpretability metrics on data with part annotations (CUB layout): consistency and stability
-// (Huang et al. 2023), and compactness. Pure counting here; the model-driven pass is `measureParts`.
+// (Huang et al. 2023), purity (PIP-Net), and compactness. Pure counting here; the model-driven pass is `measureParts`.
 import * as tf from '@tensorflow/tfjs';
 import type { PartLocation, Split } from '../data/dataset';
 import { upsampleBicubic } from '../explain/boxes';
@@ -12,6 +12,11 @@ import { seededNormal } from '../util/random';
 /** Window side around the activation peak: 72 px at 224 px input, scaled to the model's input. */
 export function windowSide(inputSize: number): number {
   return (72 * inputSize) / 224;
+}
+
+/** Patch side for purity: 32 px at 224 px input, scaled to the model's input. */
+export function patchSide(inputSize: number): number {
+  return (32 * inputSize) / 224;
 }
 
 /** o[k]: part k is visible and inside the window of side `side` centred on the peak (px, py). */
@@ -66,10 +71,38 @@ export function stability(clean: readonly boolean[][], noisy: readonly boolean[]
   return same / clean.length;
 }
 
+/**
+ * Purity of one prototype from the part vectors of its top patches: per part, the fraction of patches
+ * that contain it; the best part's fraction.
+ */
+export function purity(top: readonly boolean[][]): number {
+  if (!top.length) return 0;
+  let best = 0;
+  for (let part = 0; part < top[0]!.length; part++) {
+    best = Math.max(best, top.filter((o) => o[part]).length / top.length);
+  }
+  return best;
+}
+
+/** Keeps the `k` entries with the highest score seen so far (ties: the earlier entry stays). */
+export class TopK<T> {
+  readonly items: { score: number; value: T }[] = [];
+  constructor(private readonly k: number) {}
+  offer(score: number, value: T): void {
+    if (this.items.length === this.k && score <= this.items[this.k - 1]!.score) return;
+    let i = this.items.length;
+    while (i > 0 && this.items[i - 1]!.score < score) i--;
+    this.items.splice(i, 0, { score, value });
+    if (this.items.length > this.k) this.items.pop();
+  }
+}
+
 export interface InterpretabilityResult {
   /** 100 × mean over used prototypes. */
   consistency: number;
   stability: number;
+  /** 100 × mean over used prototypes of the purity of their 10 most similar patches in the split. */
+  purity: number;
   /** Prototypes the hard slot map uses (global size). */
   prototypesUsed: number;
   /** Mean over images of prototypes with a non-zero contribution to the predicted class (local size). */
@@ -77,7 +110,10 @@ export interface InterpretabilityResult {
   images: number;
 }
 
-/** Peaks of every prototype's upsampled similarity map, per image: [image][prototype] → {x, y} in input px. */
+/**
+ * Peaks of every prototype's upsampled similarity map, per image: [image][prototype] → {x, y} in input px,
+ * and the map's maximum on the feature grid (how strongly the image shows the prototype).
+ */
 async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, number, number, number]) {
   const mapsT = tf.tidy(() => {
     const z = model.features.apply(tf.tensor4d(x, shape), { training: false }) as tf.Tensor4D;
@@ -92,15 +128,15 @@ async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, num
   const [gh, gw] = model.grid;
   const [ih, iw] = model.config.inputShape;
   const m = model.config.prototypes;
-  const out: { x: number; y: number }[][] = [];
+  const out: { x: number; y: number; max: number }[][] = [];
   for (let b = 0; b < n; b++) {
-    const row: { x: number; y: number }[] = [];
+    const row: { x: number; y: number; max: number }[] = [];
     for (let p = 0; p < m; p++) {
       const grid = Array.from({ length: gh * gw }, (_, cell) => maps[(b * gh * gw + cell) * m + p]!);
       const up = upsampleBicubic(grid, gh, gw, ih, iw);
       let best = 0;
       for (let i = 1; i < up.length; i++) if (up[i]! > up[best]!) best = i;
-      row.push({ x: (best % iw) + 0.5, y: Math.floor(best / iw) + 0.5 });
+      row.push({ x: (best % iw) + 0.5, y: Math.floor(best / iw) + 0.5, max: Math.max(...grid) });
     }
     out.push(row);
   }
@@ -108,9 +144,10 @@ async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, num
 }
 
 /**
- * Consistency, stability and compactness of `model` on a split with part annotations. Each prototype is
- * judged on the test images of the classes that use it. Noise for stability: clip(N(0, 0.2²), ±0.25) in
- * normalised input space, seeded.
+ * Consistency, stability, purity and compactness of `model` on a split with part annotations. For
+ * consistency and stability each prototype is judged on the images of the classes that use it; for purity
+ * on its 10 most similar images of any class. Noise for stability: clip(N(0, 0.2²), ±0.25) in normalised
+ * input space, seeded.
  */
 export async function measureParts(
   model: ProtoPoolModel,
@@ -126,6 +163,8 @@ export async function measureParts(
     for (const p of slots) users.set(p, (users.get(p) ?? new Set()).add(c));
   });
   const side = windowSide(model.config.inputShape[0]);
+  const patch = patchSide(model.config.inputShape[0]);
+  const top = new Map([...users.keys()].map((p) => [p, new TopK<boolean[]>(10)]));
   const clean = new Map<number, boolean[][]>();
   const noisy = new Map<number, boolean[][]>();
   const visible = new Map<number, boolean[][]>();
@@ -157,8 +196,9 @@ export async function measureParts(
       localSum += new Set(hard[label]!.filter((_, s) => Math.abs(cleanFocal[b]![label * k + s]!) > 1e-6))
         .size;
       for (const [p, classes] of users) {
-        if (!classes.has(label)) continue;
         const c0 = cleanPeaks[b]![p]!;
+        top.get(p)!.offer(c0.max, partsInWindow(parts, numParts, c0.x, c0.y, patch));
+        if (!classes.has(label)) continue;
         const n0 = noisyPeaks[b]![p]!;
         (clean.get(p) ?? clean.set(p, []).get(p)!).push(partsInWindow(parts, numParts, c0.x, c0.y, side));
         (noisy.get(p) ?? noisy.set(p, []).get(p)!).push(partsInWindow(parts, numParts, n0.x, n0.y, side));
@@ -172,6 +212,7 @@ export async function measureParts(
     consistency:
       100 * mean(protos.map((p) => (isConsistent(clean.get(p) ?? [], visible.get(p) ?? []) ? 1 : 0))),
     stability: 100 * mean(protos.map((p) => stability(clean.get(p) ?? [], noisy.get(p) ?? []))),
+    purity: 100 * mean(protos.map((p) => purity(top.get(p)!.items.map((t) => t.value)))),
     prototypesUsed: protos.length,
     localSize: images ? localSum / images : 0,
     images,

@@ -377,6 +377,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           ? {
               consistency: interpretability.consistency,
               stability: interpretability.stability,
+              purity: interpretability.purity,
               localSize: interpretability.localSize,
             }
           : {}),
