@@ -16,6 +16,7 @@ import { ID_PATTERN } from './cache/cache';
 import { CacheApiCache } from './cache/cache-api';
 import { KvCache } from './cache/kv';
 import { LayeredCache } from './cache/layered';
+import { MemoryCache } from './cache/memory';
 import { demoPage } from './demo/page';
 import { type EdgeConfig, type Env, loadConfig } from './env';
 import { EdgeError, fail } from './errors';
@@ -41,6 +42,7 @@ export function createApp(deps: EdgeDeps = {}) {
   // Per isolate: these live as long as the isolate, across requests.
   let limiter: RateLimiter | undefined;
   let manifests: ManifestCache | undefined;
+  let memory: MemoryCache | undefined;
   let configFor: Env | undefined;
   let config: EdgeConfig | undefined;
 
@@ -50,19 +52,18 @@ export function createApp(deps: EdgeDeps = {}) {
       configFor = c.env;
       limiter = new RateLimiter(config.RATE_LIMIT_PER_MINUTE);
       manifests = new ManifestCache(config.MANIFEST_TTL_SECONDS * 1000);
+      memory = config.MEMORY_CACHE_ENTRIES ? new MemoryCache(config.MEMORY_CACHE_ENTRIES) : undefined;
     }
     const cfg = config!;
     c.set('config', cfg);
     c.set('backend', deps.backend ? deps.backend(cfg, c.env) : makeBackend(cfg));
     const background = (p: Promise<unknown>) =>
       c.executionCtx.waitUntil(p.catch((e) => console.error('cache fill failed', e)));
+    // Isolate memory first: a hot explanation costs no I/O at all; then the colo's Cache API, then KV.
+    const layers = [new CacheApiCache(caches.default), new KvCache(c.env.EXPLANATIONS)];
     c.set(
       'cache',
-      new LayeredCache(
-        [new CacheApiCache(caches.default), new KvCache(c.env.EXPLANATIONS)],
-        cfg.CACHE_TTL_SECONDS,
-        background,
-      ),
+      new LayeredCache(memory ? [memory, ...layers] : layers, cfg.CACHE_TTL_SECONDS, background),
     );
     await next();
   });

@@ -17,6 +17,7 @@ export interface Env {
   MAX_BODY_BYTES?: string;
   CACHE_TTL_SECONDS?: string;
   MANIFEST_TTL_SECONDS?: string;
+  MEMORY_CACHE_ENTRIES?: string;
 }
 
 const Int = (d: number) => z.coerce.number().int().min(1).default(d);
@@ -46,6 +47,8 @@ export const EdgeConfig = z
     MAX_BODY_BYTES: Int(5 * 1024 * 1024),
     CACHE_TTL_SECONDS: Int(7 * 24 * 3600),
     MANIFEST_TTL_SECONDS: Int(60),
+    /** Explanations kept in the isolate's own memory, in front of the Cache API (0 turns it off). */
+    MEMORY_CACHE_ENTRIES: z.coerce.number().int().min(0).max(100_000).default(1000),
   })
   .superRefine((c, ctx) => {
     if (c.BACKEND_TRANSPORT === 'http' && !c.BACKEND_URL) {

@@ -53,6 +53,25 @@ describe('POST /v1/classify', () => {
     expect(await second.json()).toEqual(e);
   });
 
+  it("answers a repeat from the isolate's memory, another isolate from the shared layers, and honours MEMORY_CACHE_ENTRIES=0", async () => {
+    const t = input(14);
+    const app = createApp();
+    expect((await call(app, '/v1/classify', frameBody(t))).headers.get('x-cache')).toBe('MISS');
+    const again = await call(app, '/v1/classify', frameBody(t));
+    expect([again.headers.get('x-cache'), again.headers.get('x-cache-layer')]).toEqual(['HIT', 'memory']);
+    // A new app is a new isolate's state: its memory is empty, the Cache API (filled in waitUntil) answers.
+    const elsewhere = await call(createApp(), '/v1/classify', frameBody(t));
+    expect([elsewhere.headers.get('x-cache'), elsewhere.headers.get('x-cache-layer')]).toEqual([
+      'HIT',
+      'cache-api',
+    ]);
+    const off = createApp();
+    const noMemory = { ...env, MEMORY_CACHE_ENTRIES: '0' };
+    await call(off, '/v1/classify', frameBody(t), noMemory);
+    const twice = await call(off, '/v1/classify', frameBody(t), noMemory);
+    expect(twice.headers.get('x-cache-layer')).toBe('cache-api');
+  });
+
   it('gives the JSON form the same id and a HIT, and derives lighter views from the cached entry', async () => {
     const app = createApp();
     const t = input(11);
