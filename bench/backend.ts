@@ -46,6 +46,7 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
     try {
       const before = await ping(backend.url);
       for (const connections of [1, 8, 32]) {
+        const level = await ping(backend.url);
         const r = await autocannon({
           url: `${backend.url}/invocations`,
           method: 'POST',
@@ -55,13 +56,21 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
           duration: SECONDS,
         });
         const rps = r.requests.average;
+        const done = await ping(backend.url);
+        const meanBatch = (done.requests - level.requests) / Math.max(1, done.batches - level.batches);
         if (!baseline.has(connections)) baseline.set(connections, rps);
         rows.push({
           name: `${label}, concurrency ${connections}`,
           medianMs: r.latency.p50,
           runs: r.requests.total,
           ratio: rps / baseline.get(connections)!,
-          extra: { 'req/s': rps.toFixed(1), p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors },
+          extra: {
+            'req/s': rps.toFixed(1),
+            p99ms: r.latency.p99,
+            meanBatch: meanBatch.toFixed(1),
+            non2xx: r.non2xx,
+            errors: r.errors,
+          },
         });
       }
       const after = await ping(backend.url);
@@ -72,10 +81,6 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
         extra: {
           tensors: `${before.tensors}→${after.tensors}`,
           requests: after.requests - before.requests,
-          meanBatch: (
-            (after.requests - before.requests) /
-            Math.max(1, after.batches - before.batches)
-          ).toFixed(1),
         },
       });
     } finally {

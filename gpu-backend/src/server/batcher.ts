@@ -7,7 +7,10 @@ export class QueueFullError extends Error {
 export interface BatcherOptions {
   /** Largest batch one forward pass takes. */
   maxBatch: number;
-  /** How long the first request of a batch waits for company. 0 disables batching (one by one). */
+  /**
+   * How long a batch waits for company, from its first request or from the model freeing up. 0: never wait
+   * (what queued while the model ran still goes together; with maxBatch 1, strictly one by one).
+   */
   maxWaitMs: number;
   /** Requests waiting or running beyond which new ones are refused (the caller answers 503). */
   maxQueue: number;
@@ -71,8 +74,10 @@ export class MicroBatcher<I, O> {
     this.items += batch.length;
     void this.execute(batch).finally(() => {
       this.running = 0;
-      if (this.queue.length)
-        this.flush(); // they waited while the previous batch ran
+      // Those that arrived while the model ran gather for another window rather than leaving at once: their
+      // companions are still being read off the sockets (and verified) when a batch ends, so an immediate
+      // flush ran batches of ~5 at concurrency 32. Under load a request waits up to two windows.
+      if (this.queue.length) this.schedule();
       else for (const done of this.idle.splice(0)) done();
     });
   }
