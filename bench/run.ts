@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark of the project, on this machine, with ratios to in-run baselines.
 
 import { benchBackend } from './backend';
+import { benchDataLoading } from './data-loading';
 import { benchEdge } from './edge';
 import { benchInference } from './inference';
 import { printTable } from './measure';
@@ -14,6 +15,11 @@ const suites: Record<string, () => Promise<void>> = {
     printTable(
       'training images/s, batch 32 (ratio: speed-up over the first kernels)',
       await benchTrainSpeed(),
+    ),
+  data: async () =>
+    printTable(
+      'data loading overlapped with training (ratio: speed-up over decoding inline)',
+      await benchDataLoading(),
     ),
   backend: async () =>
     printTable(

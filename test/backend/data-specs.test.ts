@@ -8,7 +8,7 @@ describe('data specs', () => {
     ['cub:', /nothing after ":"/],
     [
       'cub:/x?zoom=2',
-      /unknown option "zoom" \(known: size, resize, crop, channels, skip-corrupt, cache, stats\)/,
+      /unknown option "zoom" \(known: size, resize, crop, channels, skip-corrupt, cache, stats, decode-workers\)/,
     ],
     ['cub:/x?size=big', /option size=big: expected <n> or <width>x<height>/],
     ['cub:/x?resize=squash', /option resize=squash: /],

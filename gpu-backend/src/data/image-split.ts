@@ -1,6 +1,7 @@
 // A Split over image files on disk: lazy decode + fit + normalise per batch, a bounded cache, skip-and-count.
 import type { InputSpec } from '@protopool/shared';
 import type { Batch, PartLocation, SkipLog, Split } from './dataset';
+import { decodePool } from './decode-pool';
 import { DataError } from './idx';
 import {
   ChannelStats,
@@ -37,6 +38,8 @@ export interface ImageSplitOptions {
   cacheBytes: number;
   /** Image files read at once within one batch. */
   concurrency: number;
+  /** Threads that decode off the training thread (decode-pool.ts); 0 or absent decodes inline. */
+  decodeWorkers?: number;
 }
 
 export const DEFAULT_CACHE_MB = 512;
@@ -47,8 +50,19 @@ interface Prepared extends Fitted {
 
 /** Fits one image as the options say; the placement maps the file's coordinates to the input's. */
 async function prepare(entry: ImageEntry, o: ImageSplitOptions): Promise<Fitted> {
+  const box = o.cropToBox ? entry.box : undefined;
+  if (o.decodeWorkers) {
+    return decodePool(o.decodeWorkers).fit({
+      file: entry.file,
+      channels: o.channels,
+      width: o.width,
+      height: o.height,
+      resize: o.resize,
+      box,
+    });
+  }
   const pixels = await readImage(entry.file, o.channels);
-  return fitImage(pixels, o, o.resize, o.cropToBox ? entry.box : undefined);
+  return fitImage(pixels, o, o.resize, box);
 }
 
 function placeParts(parts: PartLocation[], p: Placement): PartLocation[] {

@@ -14,13 +14,15 @@
 //   skip-corrupt[=1]    leave unreadable images out of batches and count them, instead of failing [0]
 //   cache=<MB>          memory for decoded, resized images [512]
 //   stats=<n>           training images sampled for the normalisation mean/std [500]
+//   decode-workers=<n>  threads decoding images off the training thread [cores − 1, at most 2; 0 = inline]
 //   split=<fraction>, seed=<n>   imagefolder without train/ and test/: stratified test fraction [0.2, seed 0]
-//   classes=<n>, train=<n>, test=<n>   parts: classes, training and test images per class [15, 60, 30]
+//   classes=<n>, train=<n>, test=<n>   parts: classes, training and test images per class [15, 200, 50]
 // Example: cub:/data/CUB_200_2011?crop=box&size=224&skip-corrupt
 import { z } from 'zod';
 import { openCars } from './cars';
 import { type CubOptions, openCub } from './cub';
 import type { Dataset } from './dataset';
+import { defaultDecodeWorkers } from './decode-pool';
 import { openFashionMnist } from './fashion-mnist';
 import { DEFAULT_CACHE_MB } from './image-split';
 import { openImageFolder } from './imagefolder';
@@ -59,6 +61,7 @@ const ImageOptions = z.object({
   'skip-corrupt': flag.optional(),
   cache: int(0, 1 << 20).optional(),
   stats: int(1, 1_000_000).optional(),
+  'decode-workers': int(0, 64).optional(),
 });
 const FolderOptions = ImageOptions.omit({ crop: true }).extend({
   split: z.coerce.number().gt(0).lt(1).optional(),
@@ -116,6 +119,7 @@ function imageOptions(
     skipCorrupt: o['skip-corrupt'] ?? overrides.skipCorrupt ?? false,
     cacheBytes: (o.cache ?? DEFAULT_CACHE_MB) * 1024 * 1024,
     concurrency: 8,
+    decodeWorkers: o['decode-workers'] ?? defaultDecodeWorkers(),
     statsSample: o.stats ?? 500,
     spec,
   };

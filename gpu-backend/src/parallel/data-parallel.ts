@@ -1,7 +1,6 @@
 // Data-parallel training on worker threads: each replica takes a slice of the batch, gradients are averaged.
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../util/ts-worker';
 import type { Batch, BatchTensor, FromWorker, ReplicaSpec, ToWorker } from './protocol';
 
 export type { Batch, BatchTensor, Replica, ReplicaFactory, ReplicaSpec } from './protocol';
@@ -23,18 +22,9 @@ export interface DataParallelOptions extends ReplicaSpec {
   replicas?: number;
 }
 
-/**
- * Starts worker.ts in a thread. The repo runs TypeScript without a build step, and Node 20 does not
- * pass `--import tsx` on to workers, so a small CommonJS bootstrap registers tsx's loader first.
- */
+/** Starts worker.ts in a thread. */
 function startWorker(): Worker {
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(
-    /\.cjs$/,
-    '.mjs',
-  );
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(code, { eval: true });
+  return startTsWorker(new URL('./worker.ts', import.meta.url));
 }
 
 interface Pending {
