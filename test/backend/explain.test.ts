@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Explanation, explanationId, GlobalExplanation, type ModelManifest, tensor } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../../gpu-backend/src/data/dataset';
 import { openDataset } from '../../gpu-backend/src/data/specs';
@@ -36,6 +37,30 @@ describe('boxes from activation maps', () => {
   it('percentile interpolates linearly like numpy', () => {
     expect(percentile([1, 2, 3, 4, 5], 95)).toBeCloseTo(4.8, 12); // rank 3.8
     expect(percentile([7], 95)).toBe(7);
+  });
+
+  it('percentile by selection equals the sorted definition for any values, duplicates and order', () => {
+    const sorted = (xs: number[], p: number) => {
+      const s = Float64Array.from(xs).sort();
+      const rank = (p / 100) * (s.length - 1);
+      const lo = Math.floor(rank);
+      const hi = Math.min(lo + 1, s.length - 1);
+      return s[lo]! + (rank - lo) * (s[hi]! - s[lo]!);
+    };
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), fc.constantFrom(0, 1, -1)), {
+          minLength: 1,
+          maxLength: 300,
+        }),
+        fc.double({ min: 0, max: 100, noNaN: true }),
+        (xs, p) => {
+          expect(percentile(xs, p)).toBeCloseTo(sorted(xs, p), 9);
+          expect(percentile(xs, 95)).toBe(sorted(xs, 95));
+        },
+      ),
+      { seed: 42, numRuns: 500 },
+    );
   });
 
   it('boxes the pixels at or above the 95th percentile', () => {
