@@ -30,7 +30,7 @@ describe('decode pool', () => {
     for (const name of Object.keys(files)) {
       for (const [resize, box] of [
         ['crop', undefined],
-        ['letterbox', { x: 3, y: 2, w: 11, h: 9 }],
+        ['letterbox', { x0: 3, y0: 2, x1: 14, y1: 11 }],
         ['stretch', undefined],
       ] as const) {
         const file = join(dir, name);
