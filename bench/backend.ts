@@ -42,6 +42,8 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
   ] as const) {
     const backend = await startBackend(['--model', dir, '--max-queue', '1024', ...args], {
       PROTOPOOL_HMAC_SECRET: SECRET,
+      // Both modes run on the same engine: BENCH_BACKEND_THREADS=2 gives wasm's XNNPACK both cores.
+      PROTOPOOL_WASM_THREADS: process.env.BENCH_BACKEND_THREADS ?? '1',
     });
     try {
       const before = await ping(backend.url);

@@ -68,6 +68,8 @@ export async function startLocalStack(o: {
   backendPort?: number;
   edgePort?: number;
   quiet?: boolean;
+  /** Where wrangler keeps the local KV and Cache API (default .wrangler/state, kept across runs). */
+  persistTo?: string;
 }): Promise<LocalStack> {
   const backendPort = o.backendPort ?? 8080;
   const edgePort = o.edgePort ?? 8787;
@@ -115,6 +117,7 @@ export async function startLocalStack(o: {
       `API_KEY_HASHES:${keyHash}`,
       '--var',
       'RATE_LIMIT_PER_MINUTE:100000',
+      ...(o.persistTo ? ['--persist-to', o.persistTo] : []),
       '--show-interactive-dev-session=false',
       '--log-level',
       'warn',

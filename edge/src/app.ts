@@ -130,13 +130,19 @@ export function createApp(deps: EdgeDeps = {}) {
       c.header('X-Cache', 'BYPASS');
       return c.json(await c.get('backend').explain(tensor, options));
     }
+    // Server-Timing: where a request's time went (workerd's clock moves at I/O, which is what these are).
+    const lookupStart = Date.now();
     const hit = await cache.get(id);
+    const lookup = `cache;dur=${Date.now() - lookupStart}`;
     if (hit) {
       c.header('X-Cache', 'HIT');
       c.header('X-Cache-Layer', cache.lastHitLayer ?? '');
+      c.header('Server-Timing', lookup);
       return c.json(view(hit, options));
     }
+    const backendStart = Date.now();
     const fresh = await c.get('backend').explain(tensor, CANONICAL);
+    c.header('Server-Timing', `${lookup}, backend;dur=${Date.now() - backendStart}`);
     if (fresh.modelVersion !== manifest.version) {
       // The backend changed model since the manifest was read: never store under the old version's id.
       manifests!.invalidate();

@@ -51,6 +51,9 @@ describe('POST /v1/classify', () => {
     const second = await call(app, '/v1/classify', frameBody(t));
     expect(second.headers.get('x-cache')).toBe('HIT');
     expect(await second.json()).toEqual(e);
+    // Server-Timing says where the time went: the lookup on both, the backend call only on the miss.
+    expect(first.headers.get('server-timing')).toMatch(/^cache;dur=\d+, backend;dur=\d+$/);
+    expect(second.headers.get('server-timing')).toMatch(/^cache;dur=\d+$/);
   });
 
   it("answers a repeat from the isolate's memory, another isolate from the shared layers, and honours MEMORY_CACHE_ENTRIES=0", async () => {
