@@ -46,6 +46,14 @@ describe('parts dataset', () => {
         uses.set(`${p}:${key(m)}`, (uses.get(`${p}:${key(m)}`) ?? 0) + 1);
       });
     expect(Math.max(...uses.values())).toBeGreaterThanOrEqual(3);
+    // A marker belongs to one position (a semantic part): no marker appears at two positions.
+    const positions = new Map<string, Set<number>>();
+    for (const c of classes) {
+      c.forEach((m, p) => {
+        positions.set(key(m), (positions.get(key(m)) ?? new Set()).add(p));
+      });
+    }
+    for (const at of positions.values()) expect(at.size).toBe(1);
   });
 
   it('is read by the CUB loader, and every visible ground-truth part sits on its marker colour', async () => {

@@ -1,6 +1,7 @@
 // The generated "parts" dataset: classes told apart by small coloured parts, written in the CUB layout with ground truth.
-// Each class puts one (shape, colour) marker at each of four positions on a body; markers recur across classes,
-// so prototypes of a marker can be shared. Backgrounds are textured and cluttered, parts are sometimes occluded.
+// Each class puts one (shape, colour) marker at each of four positions on a body. A position's markers are
+// its own (as a crown is always on a bird's head), so a part is semantic, as the interpretability metrics
+// assume; each marker recurs across classes, so prototypes of a marker can be shared. Backgrounds are textured and cluttered, parts are sometimes occluded.
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import UPNG from 'upng-js';
 import { deriveSeed, mulberry32 } from '../util/random';
 
 /** Bump when the pictures change, so caches of an older generator are not reused. */
-export const PARTS_GENERATOR_VERSION = 1;
+export const PARTS_GENERATOR_VERSION = 2;
 
 export const SHAPES = ['circle', 'square', 'triangle', 'diamond'] as const;
 export const COLOURS = {
@@ -37,8 +38,9 @@ export const DEFAULT_PARTS: PartsOptions = {
   seed: 0,
   size: 64,
   classes: 15,
-  trainPerClass: 60,
-  testPerClass: 30,
+  // 200 per class: with 60 the small CNN reached 52% in 13 epochs, with 200 it reached 91%.
+  trainPerClass: 200,
+  testPerClass: 50,
 };
 
 interface Marker {
@@ -51,9 +53,10 @@ export function partsClasses(o: PartsOptions): Marker[][] {
   const rand = mulberry32(deriveSeed(o.seed, 0xc1a55));
   const colours = Object.keys(COLOURS) as Colour[];
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
-  // Four options per position: few enough that every marker is shared by several classes.
+  // Four options per position, no marker at two positions: few enough that every marker is shared by
+  // several classes, and a prototype of a marker always lands on the same part.
+  const seen = new Set<string>();
   const options = PART_POSITIONS.map(() => {
-    const seen = new Set<string>();
     const out: Marker[] = [];
     while (out.length < 4) {
       const m = { shape: pick(SHAPES), colour: pick(colours) };
