@@ -8,7 +8,7 @@ import { ENGINE_CHOICES, initEngine } from '../engine';
 import { loadModelDir } from '../io/model-files';
 import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
-import { TrainConfig } from '../train/config';
+import { mergeConfig, TrainConfig } from '../train/config';
 import { evaluate } from '../train/evaluate';
 import { measureParts } from '../train/interpretability';
 import { train } from '../train/trainer';
@@ -91,7 +91,9 @@ export function program(): Command {
     .option('--skip-corrupt', 'skip and count unreadable images instead of stopping')
     .option('--json', 'JSON lines on stdout instead of progress bars')
     .action(async (o) => {
-      const raw = (o.config ? await readConfigFile(o.config) : {}) as Record<string, Record<string, unknown>>;
+      const dataset = await openData(o.data, Boolean(o.skipCorrupt));
+      const file = o.config ? await readConfigFile(o.config) : {};
+      const raw = mergeConfig(dataset.trainDefaults ?? {}, file);
       const config = parseConfig(raw, o.config ?? 'default configuration');
       if (o.epochs !== undefined) config.epochs.joint = o.epochs;
       if (o.warmupEpochs !== undefined) config.epochs.warmup = o.warmupEpochs;
@@ -107,10 +109,13 @@ export function program(): Command {
           `--out ${o.out}: already holds a training run (${checkpoint}); add --resume to continue it`,
         );
       }
-      const dataset = await openData(o.data, Boolean(o.skipCorrupt));
       const engine = await initEngine(cli.opts().engine);
       const reporter = trainReporter({ json: Boolean(o.json), logFile: join(out, 'train.jsonl') });
-      if (!o.json) process.stderr.write(`engine: ${engine.description}\ndata: ${dataset.description}\n`);
+      if (!o.json) {
+        process.stderr.write(`engine: ${engine.description}\ndata: ${dataset.description}\n`);
+        if (dataset.trainDefaults)
+          process.stderr.write(`config: the data's defaults ${JSON.stringify(dataset.trainDefaults)}\n`);
+      }
       const command = `protopool ${process.argv.slice(2).join(' ')}`;
       // Ctrl-C / SIGTERM: stop after the current step; checkpoints on disk stay valid. A second signal kills.
       const stop = new AbortController();

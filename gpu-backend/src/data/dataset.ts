@@ -56,6 +56,11 @@ export interface Dataset {
   input: InputSpec;
   train: Split;
   test: Split;
+  /**
+   * Training settings this data needs, as a partial config (e.g. the generated parts data's schedule);
+   * a config file and flags override them. The manifest records the merged config.
+   */
+  trainDefaults?: Record<string, unknown>;
 }
 
 /** Index batches for one epoch: shuffled by (seed, epoch) when `shuffleSeed` is given; the last may be short. */

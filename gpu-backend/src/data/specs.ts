@@ -26,7 +26,7 @@ import { defaultDecodeWorkers } from './decode-pool';
 import { openFashionMnist } from './fashion-mnist';
 import { DEFAULT_CACHE_MB } from './image-split';
 import { openImageFolder } from './imagefolder';
-import { DEFAULT_PARTS, ensurePartsDataset } from './parts';
+import { DEFAULT_PARTS, ensurePartsDataset, PARTS_TRAIN_DEFAULTS } from './parts';
 
 export class DataSpecError extends Error {
   override name = 'DataSpecError';
@@ -180,10 +180,11 @@ export async function openDataset(spec: string, overrides: OpenOverrides = {}): 
         testPerClass: o.test ?? DEFAULT_PARTS.testPerClass,
       };
       const root = await ensurePartsDataset(gen);
-      return openCub(root, {
+      const dataset = await openCub(root, {
         ...imageOptions(o, { size, resize: 'stretch', crop: 'none' }, overrides, spec),
         name: `parts (generated, seed ${seed}, ${gen.classes} classes)`,
       });
+      return { ...dataset, trainDefaults: PARTS_TRAIN_DEFAULTS };
     }
     default:
       throw new DataSpecError(`unknown data spec "${spec}": expected one of ${KINDS.join(', ')}`);

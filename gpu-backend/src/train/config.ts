@@ -102,6 +102,25 @@ export const TrainConfig = z
 
 export type TrainConfig = z.infer<typeof TrainConfig>;
 
+const isPlain = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A config file over the data's defaults: objects merge field by field, anything else replaces. */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isPlain(base) || !isPlain(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    // defineProperty: a "__proto__" key stays a key (which the strict schema then refuses).
+    Object.defineProperty(out, k, {
+      value: Object.hasOwn(base, k) ? mergeConfig(base[k], v) : v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
 export function totalEpochs(c: TrainConfig): number {
   return c.epochs.warmup + c.epochs.joint + c.epochs.lastLayer;
 }
