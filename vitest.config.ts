@@ -44,6 +44,9 @@ export default defineConfig({
                 RATE_LIMIT_PER_MINUTE: '1000',
                 BACKEND_TIMEOUT_MS: '5000',
                 TEST_SAGEMAKER_URL: inject('sagemakerUrl'),
+                // The fuzz suites' knobs (test/helpers/fuzz.ts), read through process.env inside workerd.
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? '',
+                FUZZ_SEED: process.env.FUZZ_SEED ?? '',
               },
             },
           })),

@@ -51,14 +51,76 @@ function rgbaToRgb(rgba: Uint8Array | Uint8ClampedArray, n: number): Uint8Array 
 }
 
 /**
+ * Largest image a request may carry (4096×4096): a few hundred bytes of JPEG or PNG can declare a size
+ * whose decoding costs seconds and gigabytes, so the API refuses it from the header, before decoding.
+ */
+export const MAX_INPUT_PIXELS = 4096 * 4096;
+/** Largest image decoded at all (datasets too): 64 MP is beyond any photo a 224 px model is trained on. */
+export const MAX_DECODE_PIXELS = 8192 * 8192;
+
+/**
+ * Walks the PNG chunk list: every chunk must lie inside the file and IEND must come. upng-js trusts chunk
+ * lengths (a corrupt one makes it copy billions of bytes, minutes of CPU), so they are checked first.
+ */
+function checkPngChunks(bytes: Uint8Array): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 8;
+  while (offset + 12 <= bytes.length) {
+    const length = view.getUint32(offset);
+    const type = String.fromCharCode(...bytes.subarray(offset + 4, offset + 8));
+    if (offset + 12 + length > bytes.length)
+      throw new ImageDecodeError(
+        `corrupt PNG (chunk "${type.replace(/[^\x20-\x7e]/g, '?')}" at byte ${offset} runs past the end of the file)`,
+      );
+    if (type === 'IEND') return;
+    offset += 12 + length;
+  }
+  throw new ImageDecodeError('corrupt PNG (truncated: no IEND chunk)');
+}
+
+/** Width and height as the file's header declares them (PNG IHDR, JPEG SOFn), or undefined if not found. */
+export function declaredSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const u16 = (i: number) => (bytes[i]! << 8) | bytes[i + 1]!;
+  const format = sniffFormat(bytes);
+  if (format === 'png') {
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return undefined;
+    return { width: u16(16) * 65536 + u16(18), height: u16(20) * 65536 + u16(22) };
+  }
+  if (format === 'jpeg') {
+    for (let i = 2; i + 8 < bytes.length; ) {
+      if (bytes[i] !== 0xff) return undefined;
+      const m = bytes[i + 1]!;
+      if (m === 0xff) i++;
+      else if (m === 0x01 || (m >= 0xd0 && m <= 0xd9)) i += 2;
+      else if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc)
+        return { width: u16(i + 7), height: u16(i + 5) };
+      else i += 2 + u16(i + 2);
+    }
+  }
+  return undefined;
+}
+
+/**
  * Decodes JPEG (grey or colour) or PNG (grey, grey+alpha, RGB, RGBA, palette; any bit depth) to RGB or grey.
  * JPEG needs its wasm initialised first (image-node.ts in Node; the Worker imports the module itself).
+ * Images declaring more than `maxPixels` are refused before decoding.
  */
-export async function decodeImage(bytes: Uint8Array, channels: 1 | 3 = 3): Promise<Pixels> {
+export async function decodeImage(
+  bytes: Uint8Array,
+  channels: 1 | 3 = 3,
+  maxPixels = MAX_DECODE_PIXELS,
+): Promise<Pixels> {
   const format = sniffFormat(bytes);
   if (!format) {
     const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
     throw new ImageDecodeError(`not a JPEG or PNG file (starts with ${head || 'nothing'})`);
+  }
+  const size = declaredSize(bytes);
+  if (!size) throw new ImageDecodeError(`corrupt ${format.toUpperCase()} (no image size in its header)`);
+  if (size.width * size.height > maxPixels) {
+    throw new ImageDecodeError(
+      `image of ${size.width}×${size.height} pixels is too large (at most ${maxPixels} pixels)`,
+    );
   }
   // Both decoders want a standalone ArrayBuffer (copied: a Node Buffer's `slice` would share a pooled one).
   const copy = new Uint8Array(bytes.length);
@@ -84,6 +146,7 @@ export async function decodeImage(bytes: Uint8Array, channels: 1 | 3 = 3): Promi
       data: rgbaToRgb(image.data, image.width * image.height),
     };
   } else {
+    checkPngChunks(bytes);
     let frames: ArrayBuffer[];
     let width: number;
     let height: number;
@@ -346,7 +409,7 @@ export async function imageToInput(
     std: readonly number[];
   },
 ): Promise<Float32Array> {
-  const pixels = await decodeImage(bytes, input.channels);
+  const pixels = await decodeImage(bytes, input.channels, MAX_INPUT_PIXELS);
   const fitted = fitImage(pixels, { width: input.width, height: input.height }, input.resize);
   return normalise(fitted.data, input.mean, input.std);
 }

@@ -1,0 +1,254 @@
+// Shared by the reliability scripts (soak, faults): the backend and the edge as separately controllable
+// processes on loopback (so one can be killed and restarted while the other keeps running), process RSS,
+// seeded inputs and small statistics. Built on scripts/local-stack.ts (ports, paths).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { encodeFrame, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
+import { mulberry32 } from '../../gpu-backend/src/util/random';
+import { ROOT, SHIPPED_MODEL } from '../local-stack';
+
+export { ROOT, SHIPPED_MODEL, TENSOR_MEDIA_TYPE };
+export const CLI = join(ROOT, 'gpu-backend', 'bin', 'protopool.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface Proc {
+  child: ChildProcess;
+  logs: string[];
+  url: string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function collect(child: ChildProcess, logs: string[]): void {
+  const push = (c: Buffer) => {
+    logs.push(c.toString());
+    if (logs.length > 5000) logs.splice(0, logs.length - 5000);
+  };
+  child.stdout?.on('data', push);
+  child.stderr?.on('data', push);
+}
+
+function stopper(child: ChildProcess) {
+  return (signal: NodeJS.Signals = 'SIGTERM') =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill(signal);
+    });
+}
+
+export async function waitUntil(url: string, child: ChildProcess, what: string, logs: string[], ms = 90_000) {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited (${child.exitCode}):\n${logs.slice(-20).join('')}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} not ready at ${url} after ${ms / 1000} s`);
+}
+
+/** `protopool serve` on the given port with the given secret (wasm engine unless PROTOPOOL_ENGINE says otherwise). */
+export async function startBackend(o: {
+  port: number;
+  secret: string;
+  modelDir?: string;
+  args?: string[];
+}): Promise<Proc> {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      '--model',
+      o.modelDir ?? SHIPPED_MODEL,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(o.port),
+      ...(o.args ?? []),
+    ],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PROTOPOOL_HMAC_SECRET: o.secret,
+        PROTOPOOL_ENGINE: process.env.PROTOPOOL_ENGINE ?? 'wasm',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const logs: string[] = [];
+  collect(child, logs);
+  const url = `http://127.0.0.1:${o.port}`;
+  await waitUntil(`${url}/ping`, child, 'backend', logs);
+  return { child, logs, url, stop: stopper(child) };
+}
+
+/** The edge Worker under `wrangler dev` (local KV and Cache API), pointed at `backendUrl`. */
+export async function startEdge(o: {
+  port: number;
+  backendUrl: string;
+  secret: string;
+  apiKey: string;
+  vars?: Record<string, string>;
+}): Promise<Proc> {
+  const keyHash = createHash('sha256').update(o.apiKey).digest('hex');
+  const persist = join(ROOT, '.wrangler', `reliability-${process.pid}-${o.port}`);
+  const vars = {
+    BACKEND_URL: o.backendUrl,
+    PROTOPOOL_HMAC_SECRET: o.secret,
+    API_KEY_HASHES: keyHash,
+    RATE_LIMIT_PER_MINUTE: '10000000',
+    ...o.vars,
+  };
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(o.port),
+      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+      // A fresh local KV/Cache per run: no explanation cached by an earlier run counts as a hit.
+      '--persist-to',
+      persist,
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const logs: string[] = [];
+  collect(child, logs);
+  const url = `http://127.0.0.1:${o.port}`;
+  await waitUntil(`${url}/healthz`, child, 'edge (wrangler dev)', logs);
+  const stop = stopper(child);
+  return {
+    child,
+    logs,
+    url,
+    stop: async (signal) => {
+      await stop(signal);
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
+}
+
+export function newCredentials() {
+  return { secret: randomBytes(32).toString('hex'), apiKey: `pp_${randomBytes(18).toString('base64url')}` };
+}
+
+/** Resident memory of a process and all its descendants (Linux /proc), in MB. */
+export function treeRssMb(pid: number): number {
+  const parents = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parents.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) for (const [p, pp] of parents) if (pp === tree[i]) tree.push(p);
+  let kb = 0;
+  for (const p of tree) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      kb += Number(m?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return Math.round(kb / 1024);
+}
+
+/** A distinct, valid model input per seed (28×28×1 normalised floats). */
+export function inputFrame(seed: number, shape = [1, 28, 28, 1]): Uint8Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const rand = mulberry32(seed);
+  return encodeFrame(
+    tensor(
+      'float32',
+      shape,
+      Float32Array.from({ length: n }, () => rand() * 2 - 1),
+    ),
+  );
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function quantile(values: number[], q: number): number {
+  if (!values.length) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+export async function ping(
+  backendUrl: string,
+): Promise<{ tensors: number; queue: number; engine: string } | null> {
+  try {
+    return (await (await fetch(`${backendUrl}/ping`)).json()) as {
+      tensors: number;
+      queue: number;
+      engine: string;
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Counts by key, e.g. "miss 200". */
+export class Tally {
+  readonly counts: Record<string, number> = {};
+  add(key: string, n = 1): void {
+    this.counts[key] = (this.counts[key] ?? 0) + n;
+  }
+  get(key: string): number {
+    return this.counts[key] ?? 0;
+  }
+}
+
+/** Fails the script with a list of every broken expectation (not just the first). */
+export class Checks {
+  readonly failed: string[] = [];
+  readonly passed: string[] = [];
+  check(ok: boolean, what: string): void {
+    (ok ? this.passed : this.failed).push(what);
+    console.log(`${ok ? 'PASS' : 'FAIL'} ${what}`);
+  }
+}
+
+export function machine(): string {
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 0;
+  return `${cpus} cores, load average ${load}, node ${process.version}`;
+}

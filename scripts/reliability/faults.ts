@@ -1,0 +1,527 @@
+// `npm run faults [-- kill-backend slow-backend kill-train checkpoint]`: fault injection on loopback, each
+// scenario checked and reported; exits 1 if any check fails.
+//   kill-backend  SIGKILL the backend under load: new inputs get 503/504 within the edge timeout, cached
+//                 lookups keep answering 200; restart it and traffic recovers without restarting the edge.
+//   slow-backend  a delaying stand-in in front of the backend: misses get 504 at the configured timeout,
+//                 hits stay fast, nothing piles up, and traffic recovers when the delay goes.
+//   kill-train    SIGKILL `protopool train` at seeded random moments (≥ 5 times), `--resume` each time: at most
+//                 one epoch lost, every checkpoint left behind loads, the final model equals an uninterrupted
+//                 run's bit for bit and evaluates.
+//   checkpoint    truncated / corrupted checkpoints and a bad LATEST are refused with a message naming the file;
+//                 the leftovers of an interrupted save are ignored and the last good checkpoint is used.
+// FAULTS_SEED (default 7) seeds every random choice.
+import { spawn, spawnSync } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { latestCheckpoint, loadCheckpoint } from '../../gpu-backend/src/train/checkpoint';
+import { mulberry32 } from '../../gpu-backend/src/util/random';
+import {
+  Checks,
+  CLI,
+  freePort,
+  inputFrame,
+  machine,
+  newCredentials,
+  type Proc,
+  ping,
+  quantile,
+  ROOT,
+  sleep,
+  startBackend,
+  startEdge,
+  Tally,
+  TENSOR_MEDIA_TYPE,
+} from './common';
+
+const SEED = Number(process.env.FAULTS_SEED ?? 7);
+const checks = new Checks();
+let fresh = 5_000_000 + SEED * 100_000;
+
+interface Sample {
+  kind: 'miss' | 'hit' | 'lookup';
+  status: number;
+  ms: number;
+  startedAt: number;
+}
+
+/** Keeps `concurrency` workers sending a mix of misses, hits and lookups to the edge for `ms`. */
+async function load(
+  edge: string,
+  apiKey: string,
+  warm: { frames: Uint8Array[]; ids: string[] },
+  ms: number,
+  concurrency = 8,
+) {
+  const samples: Sample[] = [];
+  const until = Date.now() + ms;
+  const rand = mulberry32(SEED + samples.length);
+  const auth = { authorization: `Bearer ${apiKey}` };
+  const worker = async () => {
+    while (Date.now() < until) {
+      const u = rand();
+      const kind: Sample['kind'] = u < 0.34 ? 'miss' : u < 0.67 ? 'hit' : 'lookup';
+      const t0 = Date.now();
+      let status = 0;
+      try {
+        const res =
+          kind === 'lookup'
+            ? await fetch(`${edge}/v1/explanations/${warm.ids[Math.floor(rand() * warm.ids.length)]}`, {
+                headers: auth,
+              })
+            : await fetch(`${edge}/v1/classify`, {
+                method: 'POST',
+                headers: { ...auth, 'content-type': TENSOR_MEDIA_TYPE },
+                body:
+                  kind === 'miss'
+                    ? inputFrame(fresh++)
+                    : warm.frames[Math.floor(rand() * warm.frames.length)],
+              });
+        await res.arrayBuffer();
+        status = res.status;
+      } catch {
+        status = -1; // the connection to the edge itself failed
+      }
+      samples.push({ kind, status, ms: Date.now() - t0, startedAt: t0 });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return samples;
+}
+
+function summary(name: string, samples: Sample[]): Tally {
+  const t = new Tally();
+  for (const s of samples) t.add(`${s.kind} ${s.status}`);
+  console.log(
+    `  ${name}: ${samples.length} requests; ${Object.entries(t.counts)
+      .sort()
+      .map(([k, n]) => `${k}×${n}`)
+      .join(', ')}`,
+  );
+  return t;
+}
+
+async function warmUp(edge: string, apiKey: string, n = 8) {
+  const frames: Uint8Array[] = [];
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const body = inputFrame(900_000 + i);
+    const res = await fetch(`${edge}/v1/classify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': TENSOR_MEDIA_TYPE },
+      body,
+    });
+    if (res.status !== 200) throw new Error(`warm-up answered ${res.status}: ${await res.text()}`);
+    ids.push(((await res.json()) as { id: string }).id);
+    frames.push(body);
+  }
+  await sleep(500);
+  return { frames, ids };
+}
+
+async function killBackend(): Promise<void> {
+  console.log('\n== kill-backend: SIGKILL the backend under load, then restart it');
+  const TIMEOUT = 3000;
+  const { secret, apiKey } = newCredentials();
+  const port = await freePort();
+  let backend: Proc = await startBackend({ port, secret });
+  const edge = await startEdge({
+    port: await freePort(),
+    backendUrl: backend.url,
+    secret,
+    apiKey,
+    vars: { BACKEND_TIMEOUT_MS: String(TIMEOUT) },
+  });
+  const edgePid = edge.child.pid;
+  try {
+    const warm = await warmUp(edge.url, apiKey);
+    summary('healthy (4 s)', await load(edge.url, apiKey, warm, 4000));
+    const during = load(edge.url, apiKey, warm, 8000);
+    await sleep(1500);
+    const killedAt = Date.now();
+    backend.child.kill('SIGKILL');
+    await backend.stop();
+    console.log('  backend SIGKILLed');
+    const down = (await during).filter((s) => s.startedAt > killedAt + 200);
+    const t = summary('backend down (requests started after the kill)', down);
+    const misses = down.filter((s) => s.kind === 'miss');
+    const cached = down.filter((s) => s.kind !== 'miss');
+    checks.check(
+      misses.length > 0 && misses.every((s) => s.status === 503 || s.status === 504),
+      `kill-backend: every new input answered 503/504 (${t.get('miss 503')}×503, ${t.get('miss 504')}×504 of ${misses.length})`,
+    );
+    checks.check(
+      Math.max(...misses.map((s) => s.ms)) <= TIMEOUT + 1000,
+      `kill-backend: failures answered within the ${TIMEOUT} ms timeout (max ${Math.max(...misses.map((s) => s.ms))} ms, p50 ${quantile(
+        misses.map((s) => s.ms),
+        0.5,
+      )} ms)`,
+    );
+    checks.check(
+      cached.length > 0 && cached.every((s) => s.status === 200),
+      `kill-backend: cached hits and lookups kept answering 200 (${cached.filter((s) => s.status === 200).length}/${cached.length})`,
+    );
+    const restartedAt = Date.now();
+    backend = await startBackend({ port, secret });
+    console.log(`  backend restarted on the same port in ${Date.now() - restartedAt} ms`);
+    let recovered = -1;
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${edge.url}/v1/classify`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': TENSOR_MEDIA_TYPE },
+        body: inputFrame(fresh++),
+      });
+      await res.arrayBuffer();
+      if (res.status === 200) {
+        recovered = Date.now() - restartedAt;
+        break;
+      }
+      await sleep(100);
+    }
+    const after = await load(edge.url, apiKey, warm, 4000);
+    const ta = summary('after restart (4 s)', after);
+    checks.check(
+      recovered >= 0 && after.every((s) => s.status === 200),
+      `kill-backend: traffic recovered without restarting the edge (first miss 200 ${recovered} ms after the restart began; ${ta.get('miss 200')} misses 200 afterwards)`,
+    );
+    checks.check(
+      edge.child.pid === edgePid && edge.child.exitCode === null,
+      'kill-backend: the edge process ran throughout',
+    );
+  } finally {
+    await Promise.all([edge.stop(), backend.stop()]);
+  }
+}
+
+async function slowBackend(): Promise<void> {
+  console.log('\n== slow-backend: a stand-in delaying /invocations in front of the real backend');
+  const TIMEOUT = 2000;
+  const { secret, apiKey } = newCredentials();
+  const backend = await startBackend({ port: await freePort(), secret });
+  let delay = 0;
+  let open = 0;
+  let maxOpen = 0;
+  let forwarded = 0;
+  const target = new URL(backend.url);
+  const proxy = createServer((req: IncomingMessage, res) => {
+    open++;
+    maxOpen = Math.max(maxOpen, open);
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+      open--;
+    });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      if (req.url?.startsWith('/invocations') && delay > 0) await sleep(delay);
+      if (gone) return; // the edge gave up: nothing is forwarded, nothing piles up behind
+      forwarded++;
+      const up = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  const proxyPort = await freePort();
+  await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
+  const edge = await startEdge({
+    port: await freePort(),
+    backendUrl: `http://127.0.0.1:${proxyPort}`,
+    secret,
+    apiKey,
+    vars: { BACKEND_TIMEOUT_MS: String(TIMEOUT) },
+  });
+  try {
+    const warm = await warmUp(edge.url, apiKey);
+    delay = 10_000;
+    console.log(`  delay ${delay} ms, edge timeout ${TIMEOUT} ms`);
+    const slow = await load(edge.url, apiKey, warm, 9000, 32);
+    const t = summary('slow backend, concurrency 32 (9 s)', slow);
+    const misses = slow.filter((s) => s.kind === 'miss');
+    const cached = slow.filter((s) => s.kind !== 'miss');
+    const ms = misses.map((s) => s.ms);
+    checks.check(
+      misses.length > 0 && misses.every((s) => s.status === 504),
+      `slow-backend: every miss answered 504 (${t.get('miss 504')}/${misses.length})`,
+    );
+    checks.check(
+      Math.min(...ms) >= TIMEOUT - 50 && Math.max(...ms) <= TIMEOUT + 1500,
+      `slow-backend: 504 at the timeout (min ${Math.min(...ms)} ms, p50 ${quantile(ms, 0.5)} ms, max ${Math.max(...ms)} ms; timeout ${TIMEOUT} ms)`,
+    );
+    checks.check(
+      cached.every((s) => s.status === 200) &&
+        quantile(
+          cached.map((s) => s.ms),
+          0.99,
+        ) < 1000,
+      `slow-backend: hits and lookups stayed 200 and fast (p99 ${quantile(
+        cached.map((s) => s.ms),
+        0.99,
+      )} ms)`,
+    );
+    await sleep(1000);
+    const p = await ping(backend.url);
+    checks.check(
+      open === 0 && p?.queue === 0,
+      `slow-backend: no pile-up (stand-in connections open afterwards ${open}, peak ${maxOpen} for 32 clients; ${forwarded} requests forwarded to the backend; backend queue ${p?.queue})`,
+    );
+    delay = 0;
+    const after = await load(edge.url, apiKey, warm, 3000);
+    summary('delay removed (3 s)', after);
+    checks.check(
+      after.every((s) => s.status === 200),
+      'slow-backend: traffic recovered once the backend was fast again',
+    );
+  } finally {
+    await edge.stop();
+    proxy.close();
+    await backend.stop();
+  }
+}
+
+const TRAIN_CONFIG = {
+  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
+  batchSize: 32,
+  epochs: { warmup: 1, joint: 8, lastLayer: 1 },
+  gumbelTime: 2,
+  limits: { train: 320, test: 64 },
+};
+const TOTAL_EPOCHS = 10;
+
+function trainArgs(out: string, config: string) {
+  return [CLI, 'train', '--data', 'fashion-mnist:embedded', '--out', out, '--config', config, '--json'];
+}
+
+async function latestEpoch(out: string): Promise<number> {
+  try {
+    const name = (await readFile(join(out, 'checkpoints', 'LATEST'), 'utf8')).trim();
+    return Number(name.slice('epoch-'.length));
+  } catch {
+    return 0;
+  }
+}
+
+async function loggedEpochs(out: string): Promise<number[]> {
+  try {
+    return (await readFile(join(out, 'train.jsonl'), 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; epoch?: number })
+      .filter((e) => e.event === 'epoch')
+      .map((e) => e.epoch!);
+  } catch {
+    return [];
+  }
+}
+
+let midRun: string | undefined;
+
+async function killTrain(): Promise<void> {
+  console.log('\n== kill-train: SIGKILL `protopool train` at seeded random moments, resume each time');
+  const dir = await mkdtemp(join(tmpdir(), 'pp-faults-train-'));
+  const config = join(dir, 'tiny.json');
+  await writeFile(config, JSON.stringify(TRAIN_CONFIG));
+  const env = { ...process.env, PROTOPOOL_ENGINE: 'wasm' };
+  const t0 = Date.now();
+  const reference = spawnSync(process.execPath, trainArgs(join(dir, 'reference'), config), {
+    env,
+    encoding: 'utf8',
+  });
+  if (reference.status !== 0) throw new Error(`reference run failed: ${reference.stderr}`);
+  const refSeconds = (Date.now() - t0) / 1000;
+  const refVersion = JSON.parse(await readFile(join(dir, 'reference', 'model', 'manifest.json'), 'utf8'))
+    .version as string;
+  console.log(`  uninterrupted reference run: ${refSeconds.toFixed(1)} s, model ${refVersion.slice(0, 12)}`);
+  await initEngine('wasm');
+  const out = join(dir, 'out');
+  const rand = mulberry32(SEED);
+  const kills: { afterMs: number; latestBefore: number; loggedBefore: number; resumedFrom?: number }[] = [];
+  let attempts = 0;
+  while (kills.length < 5 && attempts++ < 20) {
+    const resume = (await latestEpoch(out)) > 0;
+    const child = spawn(process.execPath, [...trainArgs(out, config), ...(resume ? ['--resume'] : [])], {
+      env,
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // A random moment within the work left (a resumed run has fewer epochs to go), after the ~2 s start-up.
+    const remaining = (refSeconds * 1000 * (TOTAL_EPOCHS - (await latestEpoch(out)))) / TOTAL_EPOCHS;
+    const afterMs = Math.round(2000 + rand() * Math.max(2000, remaining * 0.8));
+    const finished = await Promise.race([exited.then(() => true), sleep(afterMs).then(() => false)]);
+    if (finished) {
+      console.log(`  attempt ${attempts}: finished before the kill at ${afterMs} ms`);
+      break;
+    }
+    const latestBefore = await latestEpoch(out);
+    const loggedBefore = Math.max(0, ...(await loggedEpochs(out)));
+    child.kill('SIGKILL');
+    await exited;
+    kills.push({ afterMs, latestBefore, loggedBefore });
+    // Whatever the kill interrupted, the newest checkpoint on disk is complete and loads.
+    const at = await latestCheckpoint(out).catch((e) => `error: ${(e as Error).message}`);
+    if (at && !at.startsWith('error')) {
+      const { model } = await loadCheckpoint(at);
+      model.dispose();
+    }
+    checks.check(
+      at === null || !at.startsWith('error'),
+      `kill-train: after kill ${kills.length} (${afterMs} ms in) the last checkpoint (${at ?? 'none yet'}) loads`,
+    );
+    if (!midRun && latestBefore > 0) {
+      midRun = join(dir, 'mid-run-copy');
+      await cp(out, midRun, { recursive: true });
+    }
+  }
+  const final = spawnSync(process.execPath, [...trainArgs(out, config), '--resume'], {
+    env,
+    encoding: 'utf8',
+  });
+  checks.check(final.status === 0, `kill-train: the final --resume finished (exit ${final.status})`);
+  const resumes = (await readFile(join(out, 'train.jsonl'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event: string; epochsCompleted?: number })
+    .filter((e) => e.event === 'resume')
+    .map((e) => e.epochsCompleted ?? 0);
+  // A kill before the first checkpoint restarts from scratch (no resume event); every other one resumes.
+  const resumed = kills.filter((k) => k.latestBefore > 0);
+  resumed.forEach((k, i) => {
+    k.resumedFrom = resumes[i];
+  });
+  console.log(
+    `  kills: ${kills.map((k) => `${k.afterMs} ms (last checkpoint epoch ${k.latestBefore}, last epoch logged ${k.loggedBefore}, resumed from ${k.resumedFrom ?? 'scratch'})`).join('; ')}`,
+  );
+  checks.check(kills.length >= 5, `kill-train: killed ${kills.length} times with SIGKILL (seed ${SEED})`);
+  checks.check(
+    resumes.length === resumed.length &&
+      resumed.every((k) => k.resumedFrom! >= k.latestBefore && k.loggedBefore - k.resumedFrom! <= 1),
+    `kill-train: each resume started from the newest checkpoint; epochs lost per kill: ${resumed.map((k) => Math.max(0, k.loggedBefore - k.resumedFrom!)).join(', ')} completed (+ the one running)`,
+  );
+  const version = JSON.parse(await readFile(join(out, 'model', 'manifest.json'), 'utf8')).version as string;
+  checks.check(
+    version === refVersion,
+    `kill-train: final model equals the uninterrupted run bit for bit (${version.slice(0, 12)} vs ${refVersion.slice(0, 12)})`,
+  );
+  const evaluation = spawnSync(
+    process.execPath,
+    [CLI, 'evaluate', '--model', out, '--data', 'fashion-mnist:embedded', '--limit', '64', '--json'],
+    { env, encoding: 'utf8' },
+  );
+  const metrics = evaluation.status === 0 ? JSON.parse(evaluation.stdout.trim().split('\n').at(-1)!) : null;
+  checks.check(
+    metrics !== null && metrics.examples === 64,
+    `kill-train: the final model loads and evaluates (accuracy ${metrics?.accuracy} on 64 test images)`,
+  );
+}
+
+async function checkpointFaults(): Promise<void> {
+  console.log('\n== checkpoint: corrupted, truncated and half-written checkpoints');
+  if (!midRun) throw new Error('checkpoint scenario needs the mid-run copy kill-train makes (run both)');
+  const dir = await mkdtemp(join(tmpdir(), 'pp-faults-ckpt-'));
+  const config = join(dir, 'tiny.json');
+  await writeFile(config, JSON.stringify(TRAIN_CONFIG));
+  const env = { ...process.env, PROTOPOOL_ENGINE: 'wasm' };
+  const resume = async (name: string, damage: (out: string, ckpt: string) => Promise<void>) => {
+    const out = join(dir, name);
+    await cp(midRun!, out, { recursive: true });
+    const ckpt = (await latestCheckpoint(out))!;
+    await damage(out, ckpt);
+    const r = spawnSync(process.execPath, [...trainArgs(out, config), '--resume'], { env, encoding: 'utf8' });
+    return { ...r, ckpt, out };
+  };
+  for (const [name, file, damage, message] of [
+    [
+      'truncated weights',
+      'weights.bin',
+      (b: Buffer) => b.subarray(0, Math.floor(b.length / 2)),
+      /corrupt or truncated \(checksum mismatch/,
+    ],
+    [
+      'flipped byte in head.bin',
+      'head.bin',
+      (b: Buffer) => Buffer.from(b.map((v, i) => (i === 17 ? v ^ 0xff : v))),
+      /corrupt or truncated \(checksum mismatch/,
+    ],
+    [
+      'truncated manifest.json',
+      'manifest.json',
+      (b: Buffer) => b.subarray(0, 100),
+      /manifest\.json: not valid JSON/,
+    ],
+    ['emptied optimizer.bin', 'optimizer.bin', () => Buffer.alloc(0), /optimizer\.bin: corrupt or truncated/],
+  ] as const) {
+    const r = await resume(name.replace(/\W+/g, '-'), async (_out, ckpt) => {
+      await writeFile(join(ckpt, file), damage(await readFile(join(ckpt, file))));
+    });
+    const said = r.stderr.trim().split('\n').at(-1) ?? '';
+    checks.check(
+      r.status !== 0 && message.test(said) && said.includes(join(r.ckpt, file)),
+      `checkpoint: ${name} refused (exit ${r.status}): ${said.replace(dir, '<tmp>')}`,
+    );
+  }
+  const badPointer = await resume('bad-latest', async (out) =>
+    writeFile(join(out, 'checkpoints', 'LATEST'), '../../etc\n'),
+  );
+  const said = badPointer.stderr.trim().split('\n').at(-1) ?? '';
+  checks.check(
+    badPointer.status !== 0 && /LATEST: does not name a checkpoint/.test(said),
+    `checkpoint: a LATEST naming "../../etc" refused (exit ${badPointer.status}): ${said.replace(dir, '<tmp>')}`,
+  );
+  // What a SIGKILL in the middle of a save leaves: a half-written temp directory and a temp pointer.
+  const leftovers = await resume('interrupted-save', async (out, ckpt) => {
+    const epoch = Number(ckpt.slice(-4)) + 1;
+    const partial = join(out, 'checkpoints', `.epoch-${String(epoch).padStart(4, '0')}.tmp-99999-deadbeef`);
+    await cp(ckpt, partial, { recursive: true });
+    await writeFile(join(partial, 'weights.bin'), Buffer.alloc(10));
+    await rm(join(partial, 'manifest.json'));
+    await writeFile(
+      join(out, 'checkpoints', 'LATEST.tmp-99999-deadbeef'),
+      `epoch-${String(epoch).padStart(4, '0')}\n`,
+    );
+    await rm(join(out, 'model'), { recursive: true, force: true });
+  });
+  const summaryLine = leftovers.status === 0 ? JSON.parse(leftovers.stdout.trim().split('\n').at(-1)!) : null;
+  checks.check(
+    summaryLine !== null && summaryLine.resumedFrom === Number(leftovers.ckpt.slice(-4)),
+    `checkpoint: an interrupted save's leftovers are ignored; resumed from the last good checkpoint (epoch ${summaryLine?.resumedFrom}) and finished`,
+  );
+  await rm(dir, { recursive: true, force: true });
+}
+
+const scenarios: Record<string, () => Promise<void>> = {
+  'kill-backend': killBackend,
+  'slow-backend': slowBackend,
+  'kill-train': killTrain,
+  checkpoint: checkpointFaults,
+};
+
+async function main(): Promise<number> {
+  const chosen = process.argv.slice(2).filter((a) => a !== '--');
+  const names = chosen.length ? chosen : Object.keys(scenarios);
+  for (const n of names)
+    if (!scenarios[n])
+      throw new Error(`unknown scenario "${n}"; choose from ${Object.keys(scenarios).join(', ')}`);
+  if (names.includes('checkpoint') && !names.includes('kill-train')) names.unshift('kill-train');
+  console.log(`faults: ${names.join(', ')}; seed ${SEED}; ${machine()}; root ${ROOT}`);
+  const t0 = Date.now();
+  for (const n of names) {
+    const s = Date.now();
+    await scenarios[n]!();
+    console.log(`  (${n}: ${((Date.now() - s) / 1000).toFixed(0)} s)`);
+  }
+  console.log(
+    `\n${checks.passed.length} checks passed, ${checks.failed.length} failed in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+  );
+  for (const f of checks.failed) console.log(`FAILED: ${f}`);
+  return checks.failed.length ? 1 : 0;
+}
+
+process.exit(await main());
