@@ -12,6 +12,7 @@ import type { BenchResult } from './measure';
 
 const SECRET = 'bench-secret';
 const SECONDS = Number(process.env.BENCH_BACKEND_SECONDS ?? 8);
+const TENSOR_CHECK_REQUESTS = Number(process.env.BENCH_BACKEND_TENSOR_CHECK ?? 10_000);
 
 async function ping(url: string): Promise<{ tensors: number; requests: number; batches: number }> {
   return (await fetch(`${url}/ping`)).json() as Promise<{
@@ -29,11 +30,11 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
       ? shipped
       : await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-bench-'))));
   const body = encodeFrame(tensor('float32', [1, 28, 28, 1], seededArray(784, 3)));
-  // One signature serves the whole run: it stays valid for 300 s.
-  const headers = {
+  // A signature stays valid for 300 s: one per run segment.
+  const signedHeaders = async () => ({
     ...(await signRequest(SECRET, { method: 'POST', path: '/invocations', body })),
     'content-type': TENSOR_MEDIA_TYPE,
-  };
+  });
   const rows: BenchResult[] = [];
   const baseline = new Map<number, number>();
   for (const [label, args] of [
@@ -52,7 +53,7 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
         const r = await autocannon({
           url: `${backend.url}/invocations`,
           method: 'POST',
-          headers,
+          headers: await signedHeaders(),
           body: Buffer.from(body),
           connections,
           duration: SECONDS,
@@ -75,6 +76,17 @@ export async function benchBackend(modelDir?: string): Promise<BenchResult[]> {
           },
         });
       }
+      // A fixed 10,000 more at concurrency 32: the tensor count must end where it started.
+      const soak = await autocannon({
+        url: `${backend.url}/invocations`,
+        method: 'POST',
+        headers: await signedHeaders(),
+        body: Buffer.from(body),
+        connections: 32,
+        amount: TENSOR_CHECK_REQUESTS,
+      });
+      if (soak.non2xx || soak.errors)
+        throw new Error(`tensor check: ${soak.non2xx} non-2xx, ${soak.errors} errors`);
       const after = await ping(backend.url);
       rows.push({
         name: `${label}: tensors before → after`,

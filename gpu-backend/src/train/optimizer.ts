@@ -12,6 +12,15 @@ interface Group extends GroupSpec {
   adam: tf.AdamOptimizer;
 }
 
+/**
+ * Adam's running products β₁ᵗ and β₂ᵗ (for bias correction). tfjs leaves them out of getWeights and
+ * recomputes them as pow(β, t + 1) on setWeights, which differs in the last float32 bits from the product
+ * the steps accumulated: a resumed run drifted from an uninterrupted one. They are saved and restored.
+ */
+type AdamProducts = { accBeta1: tf.Variable; accBeta2: tf.Variable };
+const products = (adam: tf.AdamOptimizer) => adam as unknown as AdamProducts;
+const PRODUCTS = ['accBeta1', 'accBeta2'] as const;
+
 export class GroupedAdam {
   private readonly groups = new Map<string, Group>();
 
@@ -64,6 +73,7 @@ export class GroupedAdam {
         named[`${name}/${i}`] = w.tensor;
         if (i === 0) fresh.push(w.tensor); // the step count is a new scalar; the moments are Adam's own
       });
+      for (const p of PRODUCTS) named[`${name}#${p}`] = products(g.adam)[p];
     }
     const { data, specs } = await tf.io.encodeWeights(named);
     tf.dispose(fresh);
@@ -79,6 +89,11 @@ export class GroupedAdam {
         .sort((a, b) => Number(a.slice(name.length + 1)) - Number(b.slice(name.length + 1)))
         .map((k) => ({ name: k, tensor: state[k]! }));
       if (entries.length) await g.adam.setWeights(entries);
+      // Checkpoints written before the products were saved fall back to tfjs's pow (not bit-exact).
+      for (const p of PRODUCTS) {
+        const saved = state[`${name}#${p}`];
+        if (saved) products(g.adam)[p].assign(saved as tf.Scalar);
+      }
     }
     // setWeights copies the moments into new variables and reads the step count; the decoded tensors go.
     tf.dispose(Object.values(state));
