@@ -1,7 +1,16 @@
 // Test projects by runtime: Node for shared and backend, workerd (the real Workers runtime) for the edge.
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+
+// One temporary directory per test run, inherited (TMPDIR) by the test workers and the processes they
+// start, and removed when the run ends: fixtures and trained models no longer pile up in the OS temp dir.
+const runTmp = mkdtempSync(join(tmpdir(), 'protopool-test-'));
+process.env.TMPDIR = runTmp;
+process.once('exit', () => rmSync(runTmp, { recursive: true, force: true }));
 
 /** API keys the edge suite uses; the Worker only ever sees their hashes. */
 export const EDGE_TEST_KEYS = ['edge-test-key-1', 'edge-test-key-2'];
