@@ -63,6 +63,31 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** The edge under `wrangler dev` on loopback with these vars; local KV and Cache API under `persistTo`. */
+export function spawnWrangler(port: number, vars: Record<string, string>, persistTo?: string): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+      ...(persistTo ? ['--persist-to', persistTo] : []),
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+}
+
 export async function startLocalStack(o: {
   modelDir?: string;
   backendPort?: number;
@@ -100,33 +125,15 @@ export async function startLocalStack(o: {
   backend.stdout!.on('data', collect('[backend]'));
   backend.stderr!.on('data', collect('[backend]'));
   const backendUrl = `http://127.0.0.1:${backendPort}`;
-  const edge = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(edgePort),
-      '--var',
-      `BACKEND_URL:${backendUrl}`,
-      '--var',
-      `PROTOPOOL_HMAC_SECRET:${secret}`,
-      '--var',
-      `API_KEY_HASHES:${keyHash}`,
-      '--var',
-      'RATE_LIMIT_PER_MINUTE:100000',
-      ...(o.persistTo ? ['--persist-to', o.persistTo] : []),
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-    ],
+  const edge = spawnWrangler(
+    edgePort,
     {
-      cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      BACKEND_URL: backendUrl,
+      PROTOPOOL_HMAC_SECRET: secret,
+      API_KEY_HASHES: keyHash,
+      RATE_LIMIT_PER_MINUTE: '100000',
     },
+    o.persistTo,
   );
   edge.stdout!.on('data', collect('[edge]'));
   edge.stderr!.on('data', collect('[edge]'));

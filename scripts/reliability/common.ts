@@ -4,25 +4,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { encodeFrame, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
-import { ROOT, SHIPPED_MODEL } from '../local-stack';
+import { CLI, freePort } from '../../test/helpers/backend-process';
+import { ROOT, SHIPPED_MODEL, spawnWrangler } from '../local-stack';
 
-export { ROOT, SHIPPED_MODEL, TENSOR_MEDIA_TYPE };
-export const CLI = join(ROOT, 'gpu-backend', 'bin', 'protopool.js');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
+export { CLI, freePort, ROOT, SHIPPED_MODEL, TENSOR_MEDIA_TYPE };
 
 export interface Proc {
   child: ChildProcess;
@@ -122,29 +110,8 @@ export async function startEdge(o: {
     RATE_LIMIT_PER_MINUTE: '10000000',
     ...o.vars,
   };
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(o.port),
-      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-      // A fresh local KV/Cache per run: no explanation cached by an earlier run counts as a hit.
-      '--persist-to',
-      persist,
-    ],
-    {
-      cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  // A fresh local KV/Cache per run: no explanation cached by an earlier run counts as a hit.
+  const child = spawnWrangler(o.port, vars, persist);
   const logs: string[] = [];
   collect(child, logs);
   const url = `http://127.0.0.1:${o.port}`;
