@@ -39,13 +39,16 @@ export class DecodePool {
   constructor(readonly size: number) {
     this.slots = Array.from({ length: size }, () => {
       const worker = startTsWorker(new URL('./decode-worker.ts', import.meta.url));
-      // Idle threads never hold the process open; a thread with work in flight does (see fit).
-      worker.unref();
+      // A thread holds the process open while it starts and while it has work (see fit), never when idle:
+      // a finished run exits, and a run awaiting its first image is not cut short.
       const pending: Slot['pending'] = new Map();
       const ready = new Promise<void>((resolve, reject) => {
         worker.once('error', reject);
         worker.on('message', (m: DecodeReply | { ready: true }) => {
-          if ('ready' in m) return resolve();
+          if ('ready' in m) {
+            if (!pending.size) worker.unref();
+            return resolve();
+          }
           const p = pending.get(m.id);
           if (!p) return;
           pending.delete(m.id);
