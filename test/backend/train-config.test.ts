@@ -31,7 +31,7 @@ describe('config over the data defaults', () => {
     const ds = await openDataset('parts:3?size=32&classes=3&train=2&test=1');
     expect(ds.trainDefaults).toEqual(PARTS_TRAIN_DEFAULTS);
     const plain = TrainConfig.parse(mergeConfig(ds.trainDefaults, {}));
-    expect([plain.epochs.joint, plain.lrStep.every]).toEqual([14, 10]);
+    expect([plain.model.slotsPerClass, plain.epochs.joint, plain.lrStep.every]).toEqual([4, 14, 10]);
     // Untouched fields keep the global defaults.
     expect([plain.model.prototypes, plain.epochs.warmup, plain.lrStep.gamma]).toEqual([40, 1, 0.1]);
     const mine = TrainConfig.parse(mergeConfig(ds.trainDefaults, { epochs: { joint: 3 } }));
