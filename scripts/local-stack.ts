@@ -63,6 +63,35 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** `protopool serve` on loopback with this HMAC secret; `env` adds to (and overrides) the environment. */
+export function spawnBackend(
+  port: number,
+  secret: string,
+  modelDir: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      join(ROOT, 'gpu-backend', 'bin', 'protopool.js'),
+      'serve',
+      '--model',
+      modelDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...args,
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PROTOPOOL_HMAC_SECRET: secret, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+}
+
 /** The edge under `wrangler dev` on loopback with these vars; local KV and Cache API under `persistTo`. */
 export function spawnWrangler(port: number, vars: Record<string, string>, persistTo?: string): ChildProcess {
   return spawn(
@@ -108,20 +137,7 @@ export async function startLocalStack(o: {
     logs.push(`${prefix} ${chunk}`);
     if (logs.length > 500) logs.splice(0, logs.length - 500);
   };
-  const backend = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'gpu-backend', 'bin', 'protopool.js'),
-      'serve',
-      '--model',
-      o.modelDir ?? SHIPPED_MODEL,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(backendPort),
-    ],
-    { cwd: ROOT, env: { ...process.env, PROTOPOOL_HMAC_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const backend = spawnBackend(backendPort, secret, o.modelDir ?? SHIPPED_MODEL);
   backend.stdout!.on('data', collect('[backend]'));
   backend.stderr!.on('data', collect('[backend]'));
   const backendUrl = `http://127.0.0.1:${backendPort}`;

@@ -1,14 +1,14 @@
 // Shared by the reliability scripts (soak, faults): the backend and the edge as separately controllable
 // processes on loopback (so one can be killed and restarted while the other keeps running), process RSS,
 // seeded inputs and small statistics. Built on scripts/local-stack.ts (ports, paths).
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeFrame, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
 import { CLI, freePort } from '../../test/helpers/backend-process';
-import { ROOT, SHIPPED_MODEL, spawnWrangler } from '../local-stack';
+import { ROOT, SHIPPED_MODEL, spawnBackend, spawnWrangler } from '../local-stack';
 
 export { CLI, freePort, ROOT, SHIPPED_MODEL, TENSOR_MEDIA_TYPE };
 
@@ -63,29 +63,9 @@ export async function startBackend(o: {
   modelDir?: string;
   args?: string[];
 }): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--model',
-      o.modelDir ?? SHIPPED_MODEL,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(o.port),
-      ...(o.args ?? []),
-    ],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        PROTOPOOL_HMAC_SECRET: o.secret,
-        PROTOPOOL_ENGINE: process.env.PROTOPOOL_ENGINE ?? 'wasm',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawnBackend(o.port, o.secret, o.modelDir ?? SHIPPED_MODEL, o.args, {
+    PROTOPOOL_ENGINE: process.env.PROTOPOOL_ENGINE ?? 'wasm',
+  });
   const logs: string[] = [];
   collect(child, logs);
   const url = `http://127.0.0.1:${o.port}`;

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { latestCheckpoint, loadCheckpoint } from '../../gpu-backend/src/train/checkpoint';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
+import { TINY_CONFIG } from '../../test/helpers/backend-process';
 import {
   Checks,
   CLI,
@@ -287,11 +288,10 @@ async function slowBackend(): Promise<void> {
   }
 }
 
+// The tests' tiny config, with ten epochs of 320 images: long enough to be killed at many points.
 const TRAIN_CONFIG = {
-  model: { prototypes: 12, slotsPerClass: 2, depth: 16 },
-  batchSize: 32,
+  ...TINY_CONFIG,
   epochs: { warmup: 1, joint: 8, lastLayer: 1 },
-  gumbelTime: 2,
   limits: { train: 320, test: 64 },
 };
 const TOTAL_EPOCHS = 10;
