@@ -12,6 +12,8 @@ import {
   partsInWindow,
   patchSide,
   purity,
+  type SlotObservation,
+  slotScores,
   stability,
   TopK,
   windowSide,
@@ -89,6 +91,54 @@ describe('consistency and stability by hand', () => {
   });
 });
 
+describe("scores per class slot (Huang et al.'s unit) and per shared prototype", () => {
+  // Prototype 7 serves class 0 (slot 0) and class 1 (slot 1); class 0 also has prototype 3 in slot 1.
+  const obs = (
+    image: number,
+    classIndex: number,
+    slot: number,
+    prototype: number,
+    clean: boolean[],
+    noisy = clean,
+  ): SlotObservation => ({ image, classIndex, slot, prototype, clean, noisy, visible: [true, true, true] });
+  const P0 = [true, false, false];
+  const P2 = [false, false, true];
+  const NONE = [false, false, false];
+  const observations = [
+    // Class 0, images 0–4: prototype 7 always on part 0; prototype 3 on part 2 in 4 of 5, noise moves it once.
+    ...[0, 1, 2, 3, 4].map((i) => obs(i, 0, 0, 7, P0)),
+    ...[0, 1, 2, 3].map((i) => obs(i, 0, 1, 3, P2, i === 0 ? NONE : P2)),
+    obs(4, 0, 1, 3, NONE),
+    // Class 1, images 5–9: prototype 7 always on part 2 (a colour shared by two positions, say).
+    ...[5, 6, 7, 8, 9].map((i) => obs(i, 1, 1, 7, P2)),
+  ];
+
+  it('a prototype that hits one part per class is consistent in each class slot', () => {
+    // Three class slots, all consistent (prototype 3: 4 of 5 = 80% on part 2); stability 1, 0.8, 1.
+    const s = slotScores(observations);
+    expect(s.consistency).toBe(100);
+    expect(s.stability).toBeCloseTo((100 * (1 + 0.8 + 1)) / 3, 10);
+  });
+
+  it('but not as a shared prototype when its classes put it on different parts', () => {
+    // Prototype 7 over its 10 images: part 0 in 5, part 2 in 5 → 50% < 80%; prototype 3 consistent → 1 of 2.
+    expect(slotScores(observations).consistencyShared).toBe(50);
+  });
+
+  it('counts an image once when a class holds the same prototype in two slots', () => {
+    // Class 0 holds prototype 5 twice: 4 of 5 images on part 0 either way, so 80% (not diluted or doubled).
+    const twice = [0, 1].flatMap((slot) => [0, 1, 2, 3, 4].map((i) => obs(i, 0, slot, 5, i < 4 ? P0 : NONE)));
+    const s = slotScores(twice);
+    expect(s.consistency).toBe(100);
+    expect(s.consistencyShared).toBe(100);
+  });
+
+  it('a prototype that wanders is inconsistent in both views', () => {
+    const wander = [0, 1, 2, 3, 4].map((i) => obs(i, 0, 0, 1, [P0, P2, NONE, P0, P2][i]!));
+    expect(slotScores(wander)).toMatchObject({ consistency: 0, consistencyShared: 0 });
+  });
+});
+
 describe('purity by hand', () => {
   it('scales the 32 px patch of 224 px inputs', () => {
     expect(patchSide(224)).toBe(32);
@@ -149,6 +199,8 @@ describe('on a trained model', () => {
     expect(m.images).toBe(dataset.test.size);
     expect(m.consistency).toBeGreaterThanOrEqual(0);
     expect(m.consistency).toBeLessThanOrEqual(100);
+    expect(m.consistencyShared).toBeGreaterThanOrEqual(0);
+    expect(m.consistencyShared).toBeLessThanOrEqual(100);
     expect(m.stability).toBeGreaterThanOrEqual(0);
     expect(m.stability).toBeLessThanOrEqual(100);
     expect(m.purity).toBeGreaterThanOrEqual(0);

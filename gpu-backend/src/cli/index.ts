@@ -186,6 +186,7 @@ export function program(): Command {
             ...(parts
               ? {
                   consistency: parts.consistency,
+                  consistencyShared: parts.consistencyShared,
                   stability: parts.stability,
                   purity: parts.purity,
                   localSize: parts.localSize,

@@ -97,10 +97,71 @@ export class TopK<T> {
   }
 }
 
-export interface InterpretabilityResult {
-  /** 100 × mean over used prototypes. */
+/** What one class slot's prototype showed on one image of that class (clean and noisy input). */
+export interface SlotObservation {
+  /** Index of the image in the split. */
+  image: number;
+  classIndex: number;
+  slot: number;
+  prototype: number;
+  /** Parts inside the window at the peak, on the clean and on the noisy input. */
+  clean: boolean[];
+  noisy: boolean[];
+  /** Parts visible in the image. */
+  visible: boolean[];
+}
+
+export interface SlotScores {
+  /** 100 × mean over class slots (the unit of Huang et al.'s evaluator: a class's prototype on that class's images). */
   consistency: number;
+  /** 100 × mean over class slots of the share of images whose part vector noise leaves unchanged. */
   stability: number;
+  /**
+   * 100 × mean over used prototypes, each judged on the images of every class that uses it: stricter for
+   * shared prototypes, since one source patch should mean one part for all its classes.
+   */
+  consistencyShared: number;
+}
+
+function groupBy<K>(obs: readonly SlotObservation[], key: (o: SlotObservation) => K): SlotObservation[][] {
+  const groups = new Map<K, SlotObservation[]>();
+  for (const o of obs) (groups.get(key(o)) ?? groups.set(key(o), []).get(key(o))!).push(o);
+  return [...groups.values()];
+}
+
+/** Consistency and stability from per-image observations; pure counting, so hand-checkable. */
+export function slotScores(obs: readonly SlotObservation[]): SlotScores {
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  const slots = groupBy(obs, (o) => `${o.classIndex}/${o.slot}`);
+  const consistent = (g: SlotObservation[]) =>
+    isConsistent(
+      g.map((o) => o.clean),
+      g.map((o) => o.visible),
+    )
+      ? 1
+      : 0;
+  return {
+    consistency: 100 * mean(slots.map(consistent)),
+    stability:
+      100 *
+      mean(
+        slots.map((g) =>
+          stability(
+            g.map((o) => o.clean),
+            g.map((o) => o.noisy),
+          ),
+        ),
+      ),
+    // A prototype in two slots of one class is one prototype here: each image counts once.
+    consistencyShared:
+      100 *
+      mean(
+        groupBy(obs, (o) => o.prototype).map((g) => consistent(groupBy(g, (o) => o.image).map((i) => i[0]!))),
+      ),
+  };
+}
+
+export interface InterpretabilityResult extends SlotScores {
   /** 100 × mean over used prototypes of the purity of their 10 most similar patches in the split. */
   purity: number;
   /** Prototypes the hard slot map uses (global size). */
@@ -145,8 +206,9 @@ async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, num
 
 /**
  * Consistency, stability, purity and compactness of `model` on a split with part annotations. For
- * consistency and stability each prototype is judged on the images of the classes that use it; for purity
- * on its 10 most similar images of any class. Noise for stability: clip(N(0, 0.2²), ±0.25) in normalised
+ * consistency and stability each class slot's prototype is judged on the images of that class (as Huang et
+ * al.'s evaluator enumerates each class's prototypes); `consistencyShared` judges each prototype on the
+ * images of all its classes; purity uses a prototype's 10 most similar images of any class. Noise for stability: clip(N(0, 0.2²), ±0.25) in normalised
  * input space, seeded.
  */
 export async function measureParts(
@@ -158,16 +220,11 @@ export async function measureParts(
   const numParts = split.partNames?.length ?? 0;
   if (!numParts) throw new Error('interpretability metrics need part annotations (a CUB-layout dataset)');
   const hard = hardAssignment(model.head.slotLogits);
-  const users = new Map<number, Set<number>>();
-  hard.forEach((slots, c) => {
-    for (const p of slots) users.set(p, (users.get(p) ?? new Set()).add(c));
-  });
+  const used = new Set(hard.flat());
   const side = windowSide(model.config.inputShape[0]);
   const patch = patchSide(model.config.inputShape[0]);
-  const top = new Map([...users.keys()].map((p) => [p, new TopK<boolean[]>(10)]));
-  const clean = new Map<number, boolean[][]>();
-  const noisy = new Map<number, boolean[][]>();
-  const visible = new Map<number, boolean[][]>();
+  const top = new Map([...used].map((p) => [p, new TopK<boolean[]>(10)]));
+  const observations: SlotObservation[] = [];
   let images = 0;
   let localSum = 0;
   for (const [bi, indices] of chunk(
@@ -188,30 +245,37 @@ export async function measureParts(
     const cleanFocal = (await focalT.array()) as number[][];
     focalT.dispose();
     batch.labels.forEach((label, b) => {
-      images++;
+      // Counted, not taken from `indices`: a skipped image leaves its batch shorter than its indices.
+      const image = images++;
       const parts = batch.parts![b]!;
       const vis = Array.from({ length: numParts }, (_, k) => parts.some((p) => p.part === k && p.visible));
       // Local size: the predicted class's slots whose focal similarity (× weight 1) is non-zero.
       const k = model.config.slotsPerClass;
       localSum += new Set(hard[label]!.filter((_, s) => Math.abs(cleanFocal[b]![label * k + s]!) > 1e-6))
         .size;
-      for (const [p, classes] of users) {
+      for (const p of used) {
         const c0 = cleanPeaks[b]![p]!;
         top.get(p)!.offer(c0.max, partsInWindow(parts, numParts, c0.x, c0.y, patch));
-        if (!classes.has(label)) continue;
-        const n0 = noisyPeaks[b]![p]!;
-        (clean.get(p) ?? clean.set(p, []).get(p)!).push(partsInWindow(parts, numParts, c0.x, c0.y, side));
-        (noisy.get(p) ?? noisy.set(p, []).get(p)!).push(partsInWindow(parts, numParts, n0.x, n0.y, side));
-        (visible.get(p) ?? visible.set(p, []).get(p)!).push(vis);
       }
+      hard[label]!.forEach((p, slot) => {
+        const c0 = cleanPeaks[b]![p]!;
+        const n0 = noisyPeaks[b]![p]!;
+        observations.push({
+          image,
+          classIndex: label,
+          slot,
+          prototype: p,
+          clean: partsInWindow(parts, numParts, c0.x, c0.y, side),
+          noisy: partsInWindow(parts, numParts, n0.x, n0.y, side),
+          visible: vis,
+        });
+      });
     });
   }
-  const protos = [...users.keys()];
+  const protos = [...used];
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
   return {
-    consistency:
-      100 * mean(protos.map((p) => (isConsistent(clean.get(p) ?? [], visible.get(p) ?? []) ? 1 : 0))),
-    stability: 100 * mean(protos.map((p) => stability(clean.get(p) ?? [], noisy.get(p) ?? []))),
+    ...slotScores(observations),
     purity: 100 * mean(protos.map((p) => purity(top.get(p)!.items.map((t) => t.value)))),
     prototypesUsed: protos.length,
     localSize: images ? localSum / images : 0,

@@ -376,6 +376,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         ...(interpretability
           ? {
               consistency: interpretability.consistency,
+              consistencyShared: interpretability.consistencyShared,
               stability: interpretability.stability,
               purity: interpretability.purity,
               localSize: interpretability.localSize,
