@@ -145,4 +145,9 @@ describe('Gumbel scale schedule', () => {
     // The golden vectors' scale is the schedule's value at e/T = 0.1.
     expect(gumbelScale(1, 10)).toBeCloseTo(golden.gumbel_scale, 9);
   });
+
+  it('scales to a configured maximum with the same shape (gumbelMax)', () => {
+    expect(gumbelScale(3, 30, 100)).toBeCloseTo(100 * Math.sqrt(0.1), 9);
+    expect(gumbelScale(30, 30, 100)).toBe(100);
+  });
 });

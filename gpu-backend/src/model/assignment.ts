@@ -7,9 +7,9 @@ export const INFERENCE_SCALE = 1e4;
 export const MAX_SCALE = 1000;
 
 /** s(e) = 1000·sqrt(e/T) for epoch e < T (the "gumbel time"), then 1000. */
-export function gumbelScale(epoch: number, gumbelTime: number): number {
-  if (gumbelTime <= 0 || epoch >= gumbelTime) return MAX_SCALE;
-  return MAX_SCALE * Math.sqrt(Math.max(epoch, 0) / gumbelTime);
+export function gumbelScale(epoch: number, gumbelTime: number, max = MAX_SCALE): number {
+  if (gumbelTime <= 0 || epoch >= gumbelTime) return max;
+  return max * Math.sqrt(Math.max(epoch, 0) / gumbelTime);
 }
 
 /** q[c,:,k] = softmax_m(L[c,:,k]) for slot logits L: [C,M,K]. */

@@ -6,7 +6,7 @@ import { type Batch, type Dataset, limitSplit, type Split } from '../data/datase
 import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
-import { gumbelNoise, gumbelScale } from '../model/assignment';
+import { gumbelNoise, gumbelScale, hardAssignment } from '../model/assignment';
 import { cutAtLayer } from '../model/backbones';
 import { HEAD_DEFAULTS } from '../model/head';
 import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
@@ -169,7 +169,11 @@ async function trainStep(
       const mode = noise
         ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
           // the slot assignment before the slot logits have learnt anything.
-          ({ kind: 'gumbel', scale: gumbelScale(epoch + step / steps, config.gumbelTime), noise } as const)
+          ({
+            kind: 'gumbel',
+            scale: gumbelScale(epoch + step / steps, config.gumbelTime, config.gumbelMax),
+            noise,
+          } as const)
         : ({ kind: 'inference' } as const);
       const r = model.forward(images, mode, phase !== 'lastLayer');
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
@@ -267,6 +271,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const size = config.epochSize > 0 ? Math.min(config.epochSize, epochSplit.size) : epochSplit.size;
       const batches = chunk(order.slice(0, size), config.batchSize);
       events?.onEpochStart?.({ epoch, phase, steps: batches.length, epochs });
+      // Whether the slot assignment still learns: how many slots change prototype during the epoch.
+      const slotsBefore = hardAssignment(model.head.slotLogits).flat();
       const started = performance.now();
       let lossSum = 0;
       let correct = 0;
@@ -326,7 +332,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         testAccuracy: test.accuracy,
         testLoss: test.loss,
         prototypesUsed: test.prototypesUsed,
-        gumbelScale: phase === 'lastLayer' ? 1e4 : gumbelScale(epoch, config.gumbelTime),
+        gumbelScale: phase === 'lastLayer' ? 1e4 : gumbelScale(epoch, config.gumbelTime, config.gumbelMax),
         imagesPerSecond: seen / seconds,
         seconds,
       };
@@ -335,7 +341,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const saved = await saveCheckpoint(outDir, model, opt, state, dataset);
       events?.onEpochEnd?.(record);
       const losses = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, v / seen]));
-      events?.onLog?.({ event: 'epoch', ...record, losses, checkpoint: saved });
+      const slotsMoved = hardAssignment(model.head.slotLogits)
+        .flat()
+        .filter((p, i) => p !== slotsBefore[i]).length;
+      events?.onLog?.({ event: 'epoch', ...record, slotsMoved, losses, checkpoint: saved });
       if (options.signal?.aborted && epoch + 1 < epochs) {
         throw new TrainingStopped(`training stopped after epoch ${epoch + 1}; continue with --resume`);
       }
