@@ -2,7 +2,7 @@
 
 import { benchBackend } from './backend';
 import { benchDataLoading } from './data-loading';
-import { benchEdge } from './edge';
+import { benchEdgeAll } from './edge';
 import { benchInference } from './inference';
 import { printTable } from './measure';
 import { benchTrainSpeed } from './train-speed';
@@ -29,7 +29,7 @@ const suites: Record<string, () => Promise<void>> = {
   edge: async () =>
     printTable(
       'edge p50 latency under wrangler dev (ratio: backend-direct p50 / this p50)',
-      await benchEdge(process.env.BENCH_MODEL),
+      await benchEdgeAll(process.env.BENCH_MODEL),
     ),
   inference: async () =>
     printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),
