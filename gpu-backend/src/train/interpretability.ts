@@ -123,6 +123,8 @@ export interface SlotScores {
   consistencyShared: number;
 }
 
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+
 function groupBy<K>(obs: readonly SlotObservation[], key: (o: SlotObservation) => K): SlotObservation[][] {
   const groups = new Map<K, SlotObservation[]>();
   for (const o of obs) (groups.get(key(o)) ?? groups.set(key(o), []).get(key(o))!).push(o);
@@ -131,7 +133,6 @@ function groupBy<K>(obs: readonly SlotObservation[], key: (o: SlotObservation) =
 
 /** Consistency and stability from per-image observations; pure counting, so hand-checkable. */
 export function slotScores(obs: readonly SlotObservation[]): SlotScores {
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
   const slots = groupBy(obs, (o) => `${o.classIndex}/${o.slot}`);
   const consistent = (g: SlotObservation[]) =>
     isConsistent(
@@ -208,8 +209,8 @@ async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, num
  * Consistency, stability, purity and compactness of `model` on a split with part annotations. For
  * consistency and stability each class slot's prototype is judged on the images of that class (as Huang et
  * al.'s evaluator enumerates each class's prototypes); `consistencyShared` judges each prototype on the
- * images of all its classes; purity uses a prototype's 10 most similar images of any class. Noise for stability: clip(N(0, 0.2²), ±0.25) in normalised
- * input space, seeded.
+ * images of all its classes; purity uses a prototype's 10 most similar images of any class. Noise for
+ * stability: clip(N(0, 0.2²), ±0.25) in normalised input space, seeded.
  */
 export async function measureParts(
   model: ProtoPoolModel,
@@ -273,7 +274,6 @@ export async function measureParts(
     });
   }
   const protos = [...used];
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
   return {
     ...slotScores(observations),
     purity: 100 * mean(protos.map((p) => purity(top.get(p)!.items.map((t) => t.value)))),
