@@ -19,7 +19,7 @@ import { latestCheckpoint, loadCheckpoint } from '../../gpu-backend/src/train/ch
 import { trainTinyModel } from '../helpers/backend-process';
 import { writeCarsFixture } from '../helpers/cars-fixture';
 import { writeCubFixture } from '../helpers/cub-fixture';
-import { fuzzParams, fuzzTimeout, within } from '../helpers/fuzz';
+import { fuzzParams, fuzzTimeout, mutatedBytes, within } from '../helpers/fuzz';
 import { jpeg, png } from '../helpers/image-files';
 
 const INPUT = {
@@ -48,22 +48,6 @@ async function outcome<T>(what: string, f: () => Promise<T>, ms = 5_000): Promis
     expectClear(err, what);
     return undefined;
   }
-}
-
-/** Byte-level mutations: flips, truncation, appended garbage. */
-function mutated(base: () => Uint8Array) {
-  return fc
-    .record({
-      edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
-      cut: fc.option(fc.nat(), { nil: undefined }),
-      extra: fc.uint8Array({ maxLength: 16 }),
-    })
-    .map(({ edits, cut, extra }) => {
-      const b = base().slice();
-      for (const [at, v] of edits) if (b.length) b[at % b.length] = v;
-      const cutAt = cut === undefined ? b.length : cut % (b.length + 1);
-      return new Uint8Array([...b.subarray(0, cutAt), ...extra]);
-    });
 }
 
 /** A JSON document with one leaf (or one whole subtree) replaced by an arbitrary value. */
@@ -123,7 +107,9 @@ describe('image decoders', () => {
       fc.uint8Array({ maxLength: 200 }),
       fc.uint8Array({ maxLength: 200 }).map((b) => new Uint8Array([0x89, 0x50, 0x4e, 0x47, ...b])),
       fc.uint8Array({ maxLength: 200 }).map((b) => new Uint8Array([0xff, 0xd8, 0xff, ...b])),
-      fc.constantFrom('grey', 'rgb', 'rgba', 'palette', 'jpeg').chain((k) => mutated(() => images[k]!)),
+      fc
+        .constantFrom('grey', 'rgb', 'rgba', 'palette', 'jpeg')
+        .chain((k) => mutatedBytes(() => images[k]!, 8)),
     );
 
   it(
@@ -251,8 +237,8 @@ describe('dataset loaders', () => {
         fc.asyncProperty(
           which,
           fc.boolean(),
-          mutated(() => images),
-          mutated(() => labels),
+          mutatedBytes(() => images, 8),
+          mutatedBytes(() => labels, 8),
           async (name, gz, mi, ml) => {
             await rm(dir, { recursive: true, force: true });
             await writeDirAtomic(dir, good);
@@ -321,7 +307,7 @@ describe('dataset loaders', () => {
         fc.asyncProperty(
           fc.oneof(
             textEdit,
-            mutated(() => imageBytes).map((bytes) => ({ image: bytes })),
+            mutatedBytes(() => imageBytes, 8).map((bytes) => ({ image: bytes })),
           ),
           fc.constantFrom('', '?crop=none', '?skip-corrupt', '?size=16&channels=1'),
           async (edit, query) => {
@@ -376,7 +362,9 @@ describe('dataset loaders', () => {
       );
       await fc.assert(
         fc.asyncProperty(
-          fc.constantFrom(...mats).chain((m) => mutated(() => originals[m]!).map((bytes) => ({ m, bytes }))),
+          fc
+            .constantFrom(...mats)
+            .chain((m) => mutatedBytes(() => originals[m]!, 8).map((bytes) => ({ m, bytes }))),
           async ({ m, bytes }) => {
             try {
               await writeFile(join(root, m), bytes);
@@ -423,7 +411,7 @@ describe('dataset loaders', () => {
         victim: fc.constantFrom(...Object.keys(good)),
         bytes: fc.oneof(
           fc.uint8Array({ maxLength: 64 }),
-          fc.constantFrom('rgb', 'jpeg', 'rgba').chain((k) => mutated(() => images[k]!)),
+          fc.constantFrom('rgb', 'jpeg', 'rgba').chain((k) => mutatedBytes(() => images[k]!, 8)),
         ),
         drop: fc.constantFrom('none', 'test', 'train/dog', 'train'),
       });

@@ -18,7 +18,7 @@ import {
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/backend-process';
-import { fuzzParams, fuzzTimeout, isClientError, within } from '../helpers/fuzz';
+import { fuzzParams, fuzzTimeout, isClientError, mutatedBytes, within } from '../helpers/fuzz';
 import { jpeg, png } from '../helpers/image-files';
 import { seededArray } from '../helpers/random';
 
@@ -86,25 +86,6 @@ function expectClean(res: { status: number; text: string }, context: string): vo
   const e = ApiError.parse(JSON.parse(res.text));
   expect(e.error.message.length).toBeGreaterThan(0);
   expect(res.text).not.toContain(SECRET);
-}
-
-/** Byte-level mutations of a valid payload: flips, truncation, insertion, header-size patches. */
-function mutated(base: () => Uint8Array) {
-  return fc
-    .record({
-      edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
-      cut: fc.option(fc.nat(), { nil: undefined }),
-      extra: fc.uint8Array({ maxLength: 16 }),
-    })
-    .map(({ edits, cut, extra }) => {
-      const b = base().slice();
-      for (const [at, v] of edits) b[at % b.length] = v;
-      const cutAt = cut === undefined ? b.length : cut % (b.length + 1);
-      const out = new Uint8Array(cutAt + extra.length);
-      out.set(b.subarray(0, cutAt));
-      out.set(extra, cutAt);
-      return out;
-    });
 }
 
 /** An image whose header declares a huge size (a decompression bomb in a few bytes). */
@@ -175,9 +156,9 @@ const queries = fc.oneof(
 
 const bodies = fc.oneof(
   fc.uint8Array({ maxLength: 256 }),
-  mutated(() => valid),
-  mutated(() => validPng),
-  mutated(() => validJpeg),
+  mutatedBytes(() => valid),
+  mutatedBytes(() => validPng),
+  mutatedBytes(() => validJpeg),
   fc
     .constantFrom('png', 'jpeg')
     .chain((kind) =>
@@ -198,8 +179,8 @@ const bodies = fc.oneof(
             fc.record({
               mediaType: fc.constantFrom('image/png', 'image/jpeg', 'image/gif'),
               data: fc.oneof(
-                mutated(() => validPng).map(encodeBase64),
-                mutated(() => validJpeg).map(encodeBase64),
+                mutatedBytes(() => validPng).map(encodeBase64),
+                mutatedBytes(() => validJpeg).map(encodeBase64),
                 fc.string(),
               ),
             }),

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../edge/src/app';
 import type { Env } from '../../edge/src/env';
-import { fuzzParams, fuzzTimeout, isClientError, within } from '../helpers/fuzz';
+import { fuzzParams, fuzzTimeout, isClientError, mutatedBytes, within } from '../helpers/fuzz';
 import { auth, env, KEY, OTHER_KEY } from './env';
 import { input } from './transport-contract';
 import { worker } from './worker';
@@ -59,24 +59,9 @@ async function backendTensors(): Promise<number> {
   return ((await (await fetch(`${inject('backendUrl')}/ping`)).json()) as { tensors: number }).tensors;
 }
 
-function mutated(base: () => Uint8Array) {
-  return fc
-    .record({
-      edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
-      cut: fc.option(fc.nat(), { nil: undefined }),
-      extra: fc.uint8Array({ maxLength: 16 }),
-    })
-    .map(({ edits, cut, extra }) => {
-      const b = base().slice();
-      for (const [at, v] of edits) b[at % b.length] = v;
-      const cutAt = cut === undefined ? b.length : cut % (b.length + 1);
-      return new Uint8Array([...b.subarray(0, cutAt), ...extra]);
-    });
-}
-
 const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, '');
 const anyImage = fc.oneof(
-  fc.constantFrom(...Object.keys(imageBytes)).chain((k) => mutated(() => imageBytes[k]!)),
+  fc.constantFrom(...Object.keys(imageBytes)).chain((k) => mutatedBytes(() => imageBytes[k]!)),
   fc.uint8Array({ maxLength: 128 }),
 );
 
@@ -154,7 +139,7 @@ const jsonBodies = fc
 
 const bodies = fc.oneof(
   fc.uint8Array({ maxLength: 256 }),
-  mutated(() => validFrame),
+  mutatedBytes(() => validFrame),
   anyImage,
   multipart,
   jsonBodies,

@@ -3,6 +3,8 @@
 // Works in Node and inside workerd (vitest.config.ts passes both as bindings, nodejs_compat puts them in
 // process.env there too).
 
+import fc from 'fast-check';
+
 type EnvHolder = { process?: { env?: Record<string, string | undefined> } };
 const env = (globalThis as EnvHolder).process?.env ?? {};
 
@@ -44,4 +46,26 @@ export async function within<T>(ms: number, what: string, p: Promise<T> | T): Pr
 /** Statuses a malformed request may end in: a clear client error, never a 5xx. */
 export function isClientError(status: number): boolean {
   return status >= 400 && status < 500;
+}
+
+/**
+ * Byte-level mutations of a valid payload: up to `maxEdits` byte flips, an optional truncation, and up to
+ * 16 appended garbage bytes.
+ */
+export function mutatedBytes(base: () => Uint8Array, maxEdits = 6): fc.Arbitrary<Uint8Array> {
+  return fc
+    .record({
+      edits: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: maxEdits }),
+      cut: fc.option(fc.nat(), { nil: undefined }),
+      extra: fc.uint8Array({ maxLength: 16 }),
+    })
+    .map(({ edits, cut, extra }) => {
+      const b = base().slice();
+      for (const [at, v] of edits) if (b.length) b[at % b.length] = v;
+      const cutAt = cut === undefined ? b.length : cut % (b.length + 1);
+      const out = new Uint8Array(cutAt + extra.length);
+      out.set(b.subarray(0, cutAt));
+      out.set(extra, cutAt);
+      return out;
+    });
 }
