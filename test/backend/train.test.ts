@@ -162,6 +162,44 @@ describe('training', () => {
     ).rejects.toThrow(/corrupt or truncated \(checksum mismatch: 50 bytes/);
   });
 
+  it('adds the feature-alignment term when asked: reported per epoch, no leak, a different model', async () => {
+    const config = TrainConfig.parse({ ...tiny, loss: { ...tiny.loss, align: 1 } });
+    const before = tf.memory().numTensors;
+    const losses: Record<string, number>[] = [];
+    const r = await train({
+      dataset,
+      config,
+      outDir: await tmp('align'),
+      resume: false,
+      command: 'test',
+      events: {
+        onLog: (e) => {
+          if (e.event === 'epoch') losses.push(e.losses as Record<string, number>);
+        },
+      },
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    // Warm-up and joint epochs carry it (the 28 px small CNN's 14×14 first pool, pooled to its 7×7 grid).
+    expect(losses[0]!.align).toBeGreaterThan(0);
+    expect(losses[1]!.align).toBeGreaterThan(0);
+    expect(losses[2]!.align).toBeUndefined();
+    const version = JSON.parse(await readFile(join(r.modelDir, 'manifest.json'), 'utf8')).version;
+    expect(version).not.toBe(straightVersion);
+  });
+
+  it('refuses the alignment term on a backbone layer that does not exist, naming the field', async () => {
+    const config = TrainConfig.parse({
+      ...tiny,
+      model: { ...tiny.model, alignLayer: 'nope' },
+      loss: { align: 1 },
+    });
+    const before = tf.memory().numTensors;
+    await expect(
+      train({ dataset, config, outDir: await tmp('align-bad'), resume: false, command: 'test' }),
+    ).rejects.toThrow('model.alignLayer: the backbone has no layer "nope"');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('augments training batches when asked, reproducibly from the seed', async () => {
     const config = TrainConfig.parse({ ...tiny, augment: { flip: 1, rotate: 10 } });
     const versions: string[] = [];

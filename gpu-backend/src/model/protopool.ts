@@ -81,7 +81,34 @@ export class ProtoPoolModel {
     });
   }
 
+  /** The same layers with a second output at `layer` (an early, shallow map), built once per layer name. */
+  private withShallow = new Map<string, tf.LayersModel>();
+
+  /** `forward`, plus the map at backbone layer `layer` and the latents z, for the feature-alignment loss. */
+  forwardWithShallow(
+    x: tf.Tensor4D,
+    mode: AssignmentMode,
+    training: boolean,
+    layer: string,
+  ): ForwardResult & { shallow: tf.Tensor4D; z: tf.Tensor4D } {
+    let twin = this.withShallow.get(layer);
+    if (!twin) {
+      const shallow = this.features.getLayer(layer).output as tf.SymbolicTensor;
+      // Shares every layer (and so every weight) with `features`: training one trains the other.
+      twin = tf.model({ inputs: this.features.inputs, outputs: [shallow, this.features.outputs[0]!] });
+      this.withShallow.set(layer, twin);
+    }
+    const net = twin;
+    return tf.tidy(() => {
+      const [shallow, z] = net.apply(x, { training }) as [tf.Tensor4D, tf.Tensor4D];
+      const q = this.head.assignment(mode);
+      return { ...this.head.forward(z, q), q, shallow, z };
+    });
+  }
+
   dispose(): void {
+    // The twins own no weights of their own; disposing `features` frees them.
+    this.withShallow.clear();
     this.features.dispose();
     this.head.dispose();
   }

@@ -16,6 +16,11 @@ export const TrainConfig = z
         slotsPerClass: z.number().int().min(1).max(100).default(3),
         depth: z.number().int().min(1).max(4096).default(32),
         focal: FocalVariant.default('reference'),
+        /**
+         * The shallow backbone layer the feature-alignment loss (`loss.align`) compares the latents with;
+         * default: the small CNN's first pool, a ResNet's stem.
+         */
+        alignLayer: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -69,6 +74,11 @@ export const TrainConfig = z
         sep: z.number().default(-0.08),
         l1: z.number().default(1e-4),
         ortho: z.number().default(1),
+        /**
+         * Shallow–deep feature alignment (Huang et al. 2023; not in ProtoPool): weight of the L1 gap between
+         * the latents' cell-similarity matrix and the shallow layer's. 0 = off, as published.
+         */
+        align: z.number().min(0).default(0),
       })
       .strict()
       .prefault({}),

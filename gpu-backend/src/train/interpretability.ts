@@ -218,6 +218,18 @@ export async function measureParts(
   seed = 7,
   batchSize = 64,
 ): Promise<InterpretabilityResult> {
+  const o = await observeParts(model, split, seed, batchSize);
+  return {
+    ...slotScores(o.observations),
+    purity: 100 * mean(o.purityTop.map((top) => purity(top))),
+    prototypesUsed: o.purityTop.length,
+    localSize: o.images ? o.localSum / o.images : 0,
+    images: o.images,
+  };
+}
+
+/** The raw counts behind `measureParts`: every slot observation, each used prototype's top-10 patch vectors. */
+export async function observeParts(model: ProtoPoolModel, split: Split, seed = 7, batchSize = 64) {
   const numParts = split.partNames?.length ?? 0;
   if (!numParts) throw new Error('interpretability metrics need part annotations (a CUB-layout dataset)');
   const hard = hardAssignment(model.head.slotLogits);
@@ -273,12 +285,10 @@ export async function measureParts(
       });
     });
   }
-  const protos = [...used];
   return {
-    ...slotScores(observations),
-    purity: 100 * mean(protos.map((p) => purity(top.get(p)!.items.map((t) => t.value)))),
-    prototypesUsed: protos.length,
-    localSize: images ? localSum / images : 0,
+    observations,
+    purityTop: [...used].map((p) => top.get(p)!.items.map((t) => t.value)),
+    localSum,
     images,
   };
 }

@@ -7,7 +7,8 @@ import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale, hardAssignment } from '../model/assignment';
-import { cutAtLayer } from '../model/backbones';
+import { cutAtLayer, shallowLayer } from '../model/backbones';
+import { alignmentLoss } from '../model/feature-alignment';
 import { HEAD_DEFAULTS } from '../model/head';
 import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
 import { ProtoPoolModel } from '../model/protopool';
@@ -175,7 +176,9 @@ async function trainStep(
             noise,
           } as const)
         : ({ kind: 'inference' } as const);
-      const r = model.forward(images, mode, phase !== 'lastLayer');
+      const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
+      const aligned = alignLayer ? model.forwardWithShallow(images, mode, true, alignLayer) : undefined;
+      const r = aligned ?? model.forward(images, mode, phase !== 'lastLayer');
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
       const ce = crossEntropy(r.logits, y, mix);
       const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
@@ -188,19 +191,37 @@ async function trainStep(
       const clst = clusterLoss(r.minDistances, r.q, y, depth);
       const sep = separationLoss(r.minDistances, r.q, y, depth);
       const ortho = orthogonalityLoss(model.head.slotLogits);
-      parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho]) as tf.Tensor1D);
-      return tf.addN([ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)]) as tf.Scalar;
+      const terms = [ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)];
+      if (aligned) {
+        const align = alignmentLoss(aligned.shallow, aligned.z);
+        parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho, align]) as tf.Tensor1D);
+        terms.push(tf.mul(align, w.align));
+      } else {
+        parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho]) as tf.Tensor1D);
+      }
+      return tf.addN(terms) as tf.Scalar;
     }, vars);
     opt.apply(grads, groups);
     return [value, correct!, parts!];
   });
   const [loss, correct, partValues] = await Promise.all([lossT.data(), correctT.data(), partsT.data()]);
   tf.dispose([lossT, correctT, partsT]);
-  const names = ['ce', 'l1', 'clst', 'sep', 'ortho'];
+  const names = ['ce', 'l1', 'clst', 'sep', 'ortho', 'align'];
   const parts = Object.fromEntries(Array.from(partValues, (v, i) => [names[i]!, v]));
   if (!Number.isFinite(loss[0]!))
     throw new Error(`training diverged: loss is ${loss[0]} at epoch ${epoch + 1}, step ${step + 1}`);
   return { loss: loss[0]!, correct: correct[0]!, parts };
+}
+
+/** The shallow layer for `loss.align`: the configured one, else the backbone's default. */
+function alignLayerOf(config: TrainConfig): string {
+  const layer = config.model.alignLayer ?? shallowLayer(config.model.backbone);
+  if (!layer) {
+    throw new Error(
+      `loss.align needs model.alignLayer: backbone "${config.model.backbone}" has no default shallow layer`,
+    );
+  }
+  return layer;
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -240,6 +261,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       history: [],
     };
     events?.onLog?.({ event: 'start', dataset: dataset.description, config });
+  }
+  if (config.loss.align > 0) {
+    const layer = alignLayerOf(config);
+    if (!model.features.layers.some((l) => l.name === layer)) {
+      opt.dispose();
+      model.dispose();
+      throw new Error(`model.alignLayer: the backbone has no layer "${layer}"`);
+    }
   }
 
   const trainSplit: Split = limitSplit(dataset.train, config.limits.train);
