@@ -187,6 +187,30 @@ describe('training', () => {
     expect(version).not.toBe(straightVersion);
   });
 
+  it('revives slots at the end of joint epochs when asked, and reports how many moved', async () => {
+    const config = TrainConfig.parse({ ...tiny, revive: { minGap: 0, images: 32 } });
+    const before = tf.memory().numTensors;
+    const logs: { phase: string; slotsRevived?: number }[] = [];
+    await train({
+      dataset,
+      config,
+      outDir: await tmp('revive'),
+      resume: false,
+      command: 'test',
+      events: {
+        onLog: (e) => {
+          if (e.event === 'epoch') logs.push(e as { phase: string; slotsRevived?: number });
+        },
+      },
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(logs.map((l) => [l.phase, typeof l.slotsRevived])).toEqual([
+      ['warmup', 'undefined'],
+      ['joint', 'number'],
+      ['lastLayer', 'undefined'],
+    ]);
+  });
+
   it('refuses the alignment term on a backbone layer that does not exist, naming the field', async () => {
     const config = TrainConfig.parse({
       ...tiny,

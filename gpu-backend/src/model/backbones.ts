@@ -126,10 +126,8 @@ function resnet(input: tf.SymbolicTensor, name: keyof typeof RESNET, seeds: Seed
 /** The early map the feature-alignment loss compares with: the small CNN's first pool, a ResNet's stem. */
 export function shallowLayer(name: BackboneName | string): string | undefined {
   if (name === 'small-cnn') return 'pool1';
-  return (RESNET_NAMES as readonly string[]).includes(name) ? 'stem_pool' : undefined;
+  return name in RESNET ? 'stem_pool' : undefined;
 }
-
-const RESNET_NAMES = ['resnet18', 'resnet34', 'resnet50'] as const;
 
 export function buildBackbone(spec: BackboneSpec): tf.LayersModel {
   const seeds = new Seeds(spec.seed);

@@ -107,6 +107,15 @@ export const TrainConfig = z
       ])
       .default(false),
     offlineCopies: z.number().int().min(0).max(100).default(0),
+    /**
+     * Slot revival (not in ProtoPool): at the end of each joint epoch before the learning-rate step, a class
+     * slot whose prototype's focal similarity is no higher on its class than elsewhere (gap < `minGap`,
+     * measured on `images` training images) takes the class's best unheld prototype. Off by default.
+     */
+    revive: z
+      .object({ minGap: z.number().min(0).default(0.5), images: z.number().int().min(1).default(1000) })
+      .strict()
+      .optional(),
     /** Mixup (λ ~ Beta(α, α)) as in the published runs; off by default for short schedules. */
     mixup: z.object({ alpha: z.number().positive() }).strict().optional(),
     limits: z

@@ -28,6 +28,7 @@ import { buildManifest } from './manifest';
 import { GroupedAdam } from './optimizer';
 import { project } from './projection';
 import { renderPrototypeImages } from './prototype-images';
+import { reviveSlots } from './slot-revival';
 
 export interface StepInfo {
   epoch: number;
@@ -176,6 +177,7 @@ async function trainStep(
             noise,
           } as const)
         : ({ kind: 'inference' } as const);
+      // Checked to exist when training starts.
       const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
       const aligned = alignLayer ? model.forwardWithShallow(images, mode, true, alignLayer) : undefined;
       const r = aligned ?? model.forward(images, mode, phase !== 'lastLayer');
@@ -213,15 +215,11 @@ async function trainStep(
   return { loss: loss[0]!, correct: correct[0]!, parts };
 }
 
-/** The shallow layer for `loss.align`: the configured one, else the backbone's default. */
-function alignLayerOf(config: TrainConfig): string {
-  const layer = config.model.alignLayer ?? shallowLayer(config.model.backbone);
-  if (!layer) {
-    throw new Error(
-      `loss.align needs model.alignLayer: backbone "${config.model.backbone}" has no default shallow layer`,
-    );
-  }
-  return layer;
+/** The shallow layer for `loss.align`: the configured one, else the built-in backbone's default. */
+function alignLayerOf(config: TrainConfig): string | undefined {
+  return (
+    config.model.alignLayer ?? (config.model.pretrained ? undefined : shallowLayer(config.model.backbone))
+  );
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -264,10 +262,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (config.loss.align > 0) {
     const layer = alignLayerOf(config);
-    if (!model.features.layers.some((l) => l.name === layer)) {
+    const problem = !layer
+      ? 'loss.align needs model.alignLayer: a pretrained backbone has no default shallow layer'
+      : model.features.layers.some((l) => l.name === layer)
+        ? undefined
+        : `model.alignLayer: the backbone has no layer "${layer}"`;
+    if (problem) {
       opt.dispose();
       model.dispose();
-      throw new Error(`model.alignLayer: the backbone has no layer "${layer}"`);
+      throw new Error(problem);
     }
   }
 
@@ -352,6 +355,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         });
       }
       const seconds = (performance.now() - started) / 1000;
+      const jointEpoch = epoch - config.epochs.warmup;
+      // Before the learning-rate step, so prototypes and backbone still have time to serve the new slots.
+      const revived =
+        config.revive && phase === 'joint' && jointEpoch + 1 < config.lrStep.every
+          ? await reviveSlots(
+              model,
+              trainSplit,
+              permutation(trainSplit.size, deriveSeed(config.seed, epoch, 0x5e1)).slice(
+                0,
+                config.revive.images,
+              ),
+              config.revive.minGap,
+            )
+          : undefined;
       const test = await evaluate(model, monitorSplit);
       const record: EpochRecord = {
         epoch: epoch + 1,
@@ -373,7 +390,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const slotsMoved = hardAssignment(model.head.slotLogits)
         .flat()
         .filter((p, i) => p !== slotsBefore[i]).length;
-      events?.onLog?.({ event: 'epoch', ...record, slotsMoved, losses, checkpoint: saved });
+      events?.onLog?.({
+        event: 'epoch',
+        ...record,
+        slotsMoved,
+        ...(revived ? { slotsRevived: revived.length } : {}),
+        losses,
+        checkpoint: saved,
+      });
       if (options.signal?.aborted && epoch + 1 < epochs) {
         throw new TrainingStopped(`training stopped after epoch ${epoch + 1}; continue with --resume`);
       }
