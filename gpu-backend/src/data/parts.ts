@@ -44,8 +44,9 @@ export const DEFAULT_PARTS: PartsOptions = {
 };
 
 /**
- * Training defaults for the parts data (a config file overrides them): one slot per marker position, and
- * a longer joint phase with a later learning-rate step, which the small CNN's 16×16 grid at 64 px needs.
+ * Training defaults for the parts data (a config file overrides them): one slot per marker position, a
+ * longer joint phase with a later learning-rate step, which the small CNN's 16×16 grid at 64 px needs, and
+ * slot revival.
  * Measured: 10 joint epochs, step at 5, 3 slots: 76.7%; 14 and 10, 3 slots: 84.8%, consistency 62%; 4
  * slots: 90.4%, consistency 74% (with 3 slots a class's third slot, which two markers made redundant, took
  * a body or background prototype). A pool of 20 prototypes instead of 40 was worse (81.6%, 41%).
@@ -54,6 +55,10 @@ export const PARTS_TRAIN_DEFAULTS = {
   model: { slotsPerClass: 4 },
   epochs: { joint: 14 },
   lrStep: { every: 10 },
+  // Slot revival: without it the frozen random assignment leaves 7–9 of the 60 slots with a prototype that
+  // scores the same on its class as elsewhere. Seeds 1 / 2: accuracy 90.4 / 86.5% → 96.1 / 89.2%,
+  // consistency 83.3 / 71.7% → 86.7 / 86.7%.
+  revive: {},
 };
 
 interface Marker {
