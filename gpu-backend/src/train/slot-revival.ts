@@ -31,8 +31,7 @@ export async function prototypeGaps(
     const batch = await split.load(part);
     if (!batch.labels.length) continue;
     const focalT = tf.tidy(() => {
-      const z = model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D;
-      const out = model.head.forward(z, model.head.assignment({ kind: 'inference' }));
+      const out = model.forward(tf.tensor4d(batch.x, batch.shape), { kind: 'inference' }, false);
       const eps = model.config.eps;
       return tf.sub(similarity(out.minDistances, eps), similarity(out.meanDistances, eps));
     });
@@ -58,8 +57,8 @@ export async function prototypeGaps(
 
 /**
  * Pure planning: for each class, each slot whose prototype's gap is below `minGap` takes the class's best
- * prototype that none of its slots holds yet, if that one reaches `minGap`. Best slots first is not needed:
- * a slot is only ever moved to a prototype better than the threshold it failed.
+ * prototype that none of its slots holds yet, if that one reaches `minGap`; slots are served in slot order,
+ * and a prototype handed to one slot is no longer a candidate for the class's next.
  */
 export function planRevival(
   gaps: readonly number[][],
