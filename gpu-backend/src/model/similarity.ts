@@ -30,6 +30,14 @@ export function similarity<T extends tf.Tensor>(d: T, eps = DEFAULT_EPS): T {
   return tf.tidy(() => tf.log(tf.div(tf.add(d, 1), tf.add(d, eps))) as T);
 }
 
+/** One prototype's own focal similarity, [B,M]: sim(min d) − sim(mean d), the reference form with a one-hot slot. */
+export function prototypeFocal(
+  pooled: { min: tf.Tensor2D; mean: tf.Tensor2D },
+  eps = DEFAULT_EPS,
+): tf.Tensor2D {
+  return tf.tidy(() => tf.sub(similarity(pooled.min, eps), similarity(pooled.mean, eps)));
+}
+
 /** Mixes per-prototype values [B,M] into per-slot values [B, C·K] with the assignment q: [C,M,K]. */
 export function mixBySlots(perPrototype: tf.Tensor2D, q: tf.Tensor3D): tf.Tensor2D {
   return tf.tidy(() => {

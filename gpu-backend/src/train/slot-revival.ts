@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Split } from '../data/dataset';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { similarity } from '../model/similarity';
+import { prototypeFocal } from '../model/similarity';
 import { chunk } from '../util/arrays';
 
 export interface SlotMove {
@@ -14,8 +14,8 @@ export interface SlotMove {
 }
 
 /**
- * gap[c][m]: prototype m's mean focal similarity (max − mean over the grid, per prototype) on images of
- * class c minus its mean on the other classes' images. Near 0: m says nothing about c.
+ * gap[c][m]: prototype m's mean focal similarity (its own, `prototypeFocal`) on images of class c minus its
+ * mean on the other classes' images. Near 0: m says nothing about c.
  */
 export async function prototypeGaps(
   model: ProtoPoolModel,
@@ -32,8 +32,7 @@ export async function prototypeGaps(
     if (!batch.labels.length) continue;
     const focalT = tf.tidy(() => {
       const out = model.forward(tf.tensor4d(batch.x, batch.shape), { kind: 'inference' }, false);
-      const eps = model.config.eps;
-      return tf.sub(similarity(out.minDistances, eps), similarity(out.meanDistances, eps));
+      return prototypeFocal({ min: out.minDistances, mean: out.meanDistances }, model.config.eps);
     });
     const focal = (await focalT.array()) as number[][];
     focalT.dispose();

@@ -179,8 +179,9 @@ async function trainStep(
         : ({ kind: 'inference' } as const);
       // Checked to exist when training starts.
       const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
-      const aligned = alignLayer ? model.forwardWithShallow(images, mode, true, alignLayer) : undefined;
-      const r = aligned ?? model.forward(images, mode, phase !== 'lastLayer');
+      const training = phase !== 'lastLayer';
+      const aligned = alignLayer ? model.forwardWithShallow(images, mode, training, alignLayer) : undefined;
+      const r = aligned ?? model.forward(images, mode, training);
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
       const ce = crossEntropy(r.logits, y, mix);
       const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
@@ -193,14 +194,14 @@ async function trainStep(
       const clst = clusterLoss(r.minDistances, r.q, y, depth);
       const sep = separationLoss(r.minDistances, r.q, y, depth);
       const ortho = orthogonalityLoss(model.head.slotLogits);
+      const logged = [ce, l1, clst, sep, ortho];
       const terms = [ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)];
       if (aligned) {
         const align = alignmentLoss(aligned.shallow, aligned.z);
-        parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho, align]) as tf.Tensor1D);
+        logged.push(align);
         terms.push(tf.mul(align, w.align));
-      } else {
-        parts = tf.keep(tf.stack([ce, l1, clst, sep, ortho]) as tf.Tensor1D);
       }
+      parts = tf.keep(tf.stack(logged) as tf.Tensor1D);
       return tf.addN(terms) as tf.Scalar;
     }, vars);
     opt.apply(grads, groups);
