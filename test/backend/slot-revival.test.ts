@@ -5,10 +5,30 @@ import { initEngine } from '../../gpu-backend/src/engine';
 import { hardAssignment } from '../../gpu-backend/src/model/assignment';
 import { HEAD_DEFAULTS } from '../../gpu-backend/src/model/head';
 import { ProtoPoolModel } from '../../gpu-backend/src/model/protopool';
-import { applyRevival, planRevival } from '../../gpu-backend/src/train/slot-revival';
+import {
+  applyRevival,
+  planRevival,
+  prototypeGaps,
+  seedPrototypes,
+} from '../../gpu-backend/src/train/slot-revival';
 
 beforeAll(async () => {
   await initEngine('wasm');
+});
+
+describe('measuring', () => {
+  it("takes a prototype's mean focal similarity on the class minus its mean on the other images", () => {
+    // Three images (classes 0, 0, 1), two prototypes.
+    const focal = [
+      [4, 1],
+      [2, 1],
+      [1, 3],
+    ];
+    expect(prototypeGaps(focal, [0, 0, 1], 2)).toEqual([
+      [3 - 1, 1 - 3],
+      [1 - 3, 3 - 1],
+    ]);
+  });
 });
 
 describe('planning', () => {
@@ -83,6 +103,58 @@ describe('applying', () => {
         }
       }
     }
+    model.dispose();
+  });
+});
+
+describe('seeding a fresh prototype', () => {
+  it('hands the first weak slot left over a free prototype set to the patch its class still misses', () => {
+    const model = ProtoPoolModel.create({
+      backbone: 'small-cnn',
+      inputShape: [28, 28, 1],
+      seed: 3,
+      classes: 2,
+      prototypes: 4,
+      slotsPerClass: 2,
+      depth: 2,
+      ...HEAD_DEFAULTS,
+    });
+    // p0 sits on part A; class 0's images (a 1×5 grid) show A at cell 0 and B at cell 4, class 1's show C.
+    const [A, B, C, O] = [
+      [1, 0],
+      [0, 1],
+      [1, 1],
+      [0, 0],
+    ];
+    const start = [A, [0.3, 0.3], [0.5, 0.5], [0.9, 0.2]];
+    const set = tf.tensor2d(start);
+    model.head.prototypes.assign(set);
+    set.dispose();
+    const z = tf.tensor4d([[[A, O, O, O, B]], [[A, O, O, O, B]], [[O, O, C, O, O]], [[O, O, C, O, O]]]);
+    // Class 0: slot 1 (p1) is weak, p0 informative. Class 1: slot 1 (p0) is weak too, but p3, the one
+    // prototype no slot holds, has gone to class 0 by then.
+    const gaps = [
+      [3, 0.1, 0, 0],
+      [0, 0, 3, 0],
+    ];
+    const before = tf.memory().numTensors;
+    const moves = seedPrototypes(
+      model,
+      { z, labels: [0, 0, 1, 1] },
+      gaps,
+      [
+        [0, 1],
+        [2, 0],
+      ],
+      0.5,
+      2,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(moves).toEqual([{ classIndex: 0, slot: 1, from: 1, to: 3, seeded: true }]);
+    const after = model.head.prototypes.arraySync();
+    expect(after[3]).toEqual(B);
+    expect(after.slice(0, 3)).toEqual(start.slice(0, 3).map((r) => r.map(Math.fround)));
+    z.dispose();
     model.dispose();
   });
 });

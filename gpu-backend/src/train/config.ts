@@ -110,10 +110,16 @@ export const TrainConfig = z
     /**
      * Slot revival (not in ProtoPool): at the end of each joint epoch before the learning-rate step, a class
      * slot whose prototype's focal similarity is no higher on its class than elsewhere (gap < `minGap`,
-     * measured on `images` training images) takes the class's best unheld prototype. Off by default.
+     * measured on `images` training images) takes the class's best unheld prototype. A weak slot left over
+     * gets a prototype no slot uses, seeded from the patch of the class's first `seedImages` images that best
+     * tells the class apart among those its prototypes do not already look at (0: never). Off by default.
      */
     revive: z
-      .object({ minGap: z.number().min(0).default(0.5), images: z.number().int().min(1).default(1000) })
+      .object({
+        minGap: z.number().min(0).default(0.5),
+        images: z.number().int().min(1).default(1000),
+        seedImages: z.number().int().min(0).default(4),
+      })
       .strict()
       .optional(),
     /** Mixup (λ ~ Beta(α, α)) as in the published runs; off by default for short schedules. */

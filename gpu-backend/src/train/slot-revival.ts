@@ -3,48 +3,71 @@ import * as tf from '@tensorflow/tfjs';
 import type { Split } from '../data/dataset';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { prototypeFocal } from '../model/similarity';
+import { poolDistances, prototypeFocal, squaredDistances } from '../model/similarity';
 import { chunk } from '../util/arrays';
+import { type Latents, pickPatch } from './prototype-seeding';
 
 export interface SlotMove {
   classIndex: number;
   slot: number;
   from: number;
   to: number;
+  /** Set when `to` was seeded from a training patch for this move. */
+  seeded?: true;
+}
+
+/** One pass over `indices`: the latents (kept for seeding) and each image's focal similarity per prototype [N][M]. */
+async function observe(
+  model: ProtoPoolModel,
+  split: Split,
+  indices: readonly number[],
+  batchSize: number,
+): Promise<{ latents: Latents; focal: number[][] }> {
+  const zs: tf.Tensor4D[] = [];
+  const labels: number[] = [];
+  const focal: number[][] = [];
+  try {
+    for (const part of chunk([...indices], batchSize)) {
+      const batch = await split.load(part);
+      if (!batch.labels.length) continue;
+      const z = tf.tidy(
+        () => model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D,
+      );
+      zs.push(z);
+      const focalT = tf.tidy(() =>
+        prototypeFocal(poolDistances(squaredDistances(z, model.head.prototypes)), model.config.eps),
+      );
+      focal.push(...((await focalT.array()) as number[][]));
+      focalT.dispose();
+      labels.push(...batch.labels);
+    }
+    return { latents: { z: tf.concat(zs, 0), labels }, focal };
+  } finally {
+    tf.dispose(zs);
+  }
 }
 
 /**
  * gap[c][m]: prototype m's mean focal similarity (its own, `prototypeFocal`) on images of class c minus its
- * mean on the other classes' images. Near 0: m says nothing about c.
+ * mean on the other classes' images. Near 0: m says nothing about c. focal: [N][M], labels: [N].
  */
-export async function prototypeGaps(
-  model: ProtoPoolModel,
-  split: Split,
-  indices: readonly number[],
-  batchSize = 64,
-): Promise<number[][]> {
-  const { classes: c, prototypes: m } = model.config;
-  const sums = Array.from({ length: c }, () => new Float64Array(m));
-  const counts = new Float64Array(c);
+export function prototypeGaps(
+  focal: readonly (readonly number[])[],
+  labels: readonly number[],
+  classes: number,
+): number[][] {
+  const m = focal[0]?.length ?? 0;
+  const sums = Array.from({ length: classes }, () => new Float64Array(m));
+  const counts = new Float64Array(classes);
   const total = new Float64Array(m);
-  for (const part of chunk([...indices], batchSize)) {
-    const batch = await split.load(part);
-    if (!batch.labels.length) continue;
-    const focalT = tf.tidy(() => {
-      const out = model.forward(tf.tensor4d(batch.x, batch.shape), { kind: 'inference' }, false);
-      return prototypeFocal({ min: out.minDistances, mean: out.meanDistances }, model.config.eps);
-    });
-    const focal = (await focalT.array()) as number[][];
-    focalT.dispose();
-    batch.labels.forEach((label, b) => {
-      counts[label]!++;
-      for (let p = 0; p < m; p++) {
-        sums[label]![p]! += focal[b]![p]!;
-        total[p]! += focal[b]![p]!;
-      }
-    });
-  }
-  const n = counts.reduce((a, v) => a + v, 0);
+  labels.forEach((label, b) => {
+    counts[label]!++;
+    for (let p = 0; p < m; p++) {
+      sums[label]![p]! += focal[b]![p]!;
+      total[p]! += focal[b]![p]!;
+    }
+  });
+  const n = labels.length;
   return sums.map((row, k) =>
     Array.from(row, (s, p) => {
       const own = counts[k] ? s / counts[k]! : 0;
@@ -99,15 +122,73 @@ export function applyRevival(model: ProtoPoolModel, moves: readonly SlotMove[], 
   next.dispose();
 }
 
-/** One revival pass: measure on `indices` of `split`, plan, apply; returns the moves made. */
+/**
+ * Slots `planRevival` could not serve get a fresh prototype: for each class (one per pass) whose first weak slot
+ * remains, the lowest-numbered prototype no slot holds is set to the class's best patch (`pickPatch`) and the
+ * slot moves to it. Unused prototypes get no gradient, so without this no prototype would ever learn a part
+ * the class's current prototypes miss. Returns the extra moves; writes the seeded prototypes.
+ */
+export function seedPrototypes(
+  model: ProtoPoolModel,
+  latents: Latents,
+  gaps: readonly number[][],
+  hard: readonly number[][],
+  minGap: number,
+  images: number,
+): SlotMove[] {
+  const { prototypes: m, depth, eps } = model.config;
+  const inUse = new Set(hard.flat());
+  const free = Array.from({ length: m }, (_, p) => p).filter((p) => !inUse.has(p));
+  const moves: SlotMove[] = [];
+  const values = model.head.prototypes.arraySync();
+  hard.forEach((slots, c) => {
+    const slot = slots.findIndex((p) => gaps[c]![p]! < minGap);
+    if (slot < 0 || !free.length) return;
+    const informative = slots.filter((p) => gaps[c]![p]! >= minGap);
+    const held = informative.length
+      ? (tf.gather(model.head.prototypes, informative) as tf.Tensor2D)
+      : tf.zeros([0, depth]);
+    const pick = pickPatch(latents, c, held as tf.Tensor2D, images, minGap, eps);
+    held.dispose();
+    if (!pick) return;
+    const to = free.shift()!;
+    values[to] = pick.vector;
+    moves.push({ classIndex: c, slot, from: slots[slot]!, to, seeded: true });
+  });
+  if (moves.length) {
+    const next = tf.tensor2d(values);
+    model.head.prototypes.assign(next);
+    next.dispose();
+  }
+  return moves;
+}
+
+export interface RevivalOptions {
+  minGap: number;
+  /** Class images searched for a fresh prototype's patch; 0: never seed one. */
+  seedImages: number;
+}
+
+/** One revival pass: measure on `indices` of `split`, plan, seed, apply; returns the moves made. */
 export async function reviveSlots(
   model: ProtoPoolModel,
   split: Split,
   indices: readonly number[],
-  minGap: number,
+  options: RevivalOptions,
+  batchSize = 64,
 ): Promise<SlotMove[]> {
-  const gaps = await prototypeGaps(model, split, indices);
-  const moves = planRevival(gaps, hardAssignment(model.head.slotLogits), minGap);
-  applyRevival(model, moves);
-  return moves;
+  const { latents, focal } = await observe(model, split, indices, batchSize);
+  try {
+    const gaps = prototypeGaps(focal, latents.labels, model.config.classes);
+    const hard = hardAssignment(model.head.slotLogits);
+    const moves = planRevival(gaps, hard, options.minGap);
+    const after = hard.map((slots) => [...slots]);
+    for (const { classIndex, slot, to } of moves) after[classIndex]![slot] = to;
+    if (options.seedImages > 0)
+      moves.push(...seedPrototypes(model, latents, gaps, after, options.minGap, options.seedImages));
+    applyRevival(model, moves);
+    return moves;
+  } finally {
+    latents.z.dispose();
+  }
 }

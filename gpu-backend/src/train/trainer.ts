@@ -367,7 +367,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
                 0,
                 config.revive.images,
               ),
-              config.revive.minGap,
+              config.revive,
             )
           : undefined;
       const test = await evaluate(model, monitorSplit);
@@ -395,7 +395,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         event: 'epoch',
         ...record,
         slotsMoved,
-        ...(revived ? { slotsRevived: revived.length } : {}),
+        ...(revived
+          ? { slotsRevived: revived.length, prototypesSeeded: revived.filter((m) => m.seeded).length }
+          : {}),
         losses,
         checkpoint: saved,
       });
