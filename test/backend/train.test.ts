@@ -187,10 +187,16 @@ describe('training', () => {
     expect(version).not.toBe(straightVersion);
   });
 
-  it('revives slots at the end of joint epochs when asked, and reports how many moved', async () => {
-    const config = TrainConfig.parse({ ...tiny, revive: { minGap: 0, images: 32 } });
+  it('revives slots at the end of joint epochs when asked, seeding prototypes from its first seeding epoch', async () => {
+    // 40 prototypes for 20 slots, so some are free to seed; an untrained model has slots below the gap.
+    const config = TrainConfig.parse({
+      ...tiny,
+      model: { ...tiny.model, prototypes: 40 },
+      epochs: { ...tiny.epochs, joint: 2 },
+      revive: { minGap: 0.5, images: 64, seedImages: 2, seedFrom: 1 },
+    });
     const before = tf.memory().numTensors;
-    const logs: { phase: string; slotsRevived?: number }[] = [];
+    const logs: { phase: string; slotsRevived?: number; prototypesSeeded?: number }[] = [];
     await train({
       dataset,
       config,
@@ -199,7 +205,7 @@ describe('training', () => {
       command: 'test',
       events: {
         onLog: (e) => {
-          if (e.event === 'epoch') logs.push(e as { phase: string; slotsRevived?: number });
+          if (e.event === 'epoch') logs.push(e as (typeof logs)[number]);
         },
       },
     });
@@ -207,8 +213,13 @@ describe('training', () => {
     expect(logs.map((l) => [l.phase, typeof l.slotsRevived])).toEqual([
       ['warmup', 'undefined'],
       ['joint', 'number'],
+      ['joint', 'number'],
       ['lastLayer', 'undefined'],
     ]);
+    // With seedFrom 0 this model seeds 9 prototypes in its first joint epoch; from 1 it waits a joint epoch.
+    expect(logs[1]!.prototypesSeeded).toBe(0);
+    expect(logs[2]!.prototypesSeeded).toBeGreaterThan(0);
+    expect(logs[2]!.prototypesSeeded).toBeLessThanOrEqual(logs[2]!.slotsRevived!);
   });
 
   it('refuses the alignment term on a backbone layer that does not exist, naming the field', async () => {

@@ -119,6 +119,8 @@ export const TrainConfig = z
         minGap: z.number().min(0).default(0.5),
         images: z.number().int().min(1).default(1000),
         seedImages: z.number().int().min(0).default(4),
+        /** The first joint epoch (0-based) that seeds: earlier, most slots are weak only for want of training. */
+        seedFrom: z.number().int().min(0).default(0),
       })
       .strict()
       .optional(),

@@ -367,7 +367,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
                 0,
                 config.revive.images,
               ),
-              config.revive,
+              {
+                minGap: config.revive.minGap,
+                seedImages: jointEpoch >= config.revive.seedFrom ? config.revive.seedImages : 0,
+              },
             )
           : undefined;
       const test = await evaluate(model, monitorSplit);
