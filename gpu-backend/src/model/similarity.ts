@@ -38,6 +38,11 @@ export function prototypeFocal(
   return tf.tidy(() => tf.sub(similarity(pooled.min, eps), similarity(pooled.mean, eps)));
 }
 
+/** Each prototype's own focal similarity on latents z [B,H,W,D] against prototypes [M,D]: [B,M]. */
+export function latentFocal(z: tf.Tensor4D, prototypes: tf.Tensor2D, eps = DEFAULT_EPS): tf.Tensor2D {
+  return tf.tidy(() => prototypeFocal(poolDistances(squaredDistances(z, prototypes)), eps));
+}
+
 /** Mixes per-prototype values [B,M] into per-slot values [B, C·K] with the assignment q: [C,M,K]. */
 export function mixBySlots(perPrototype: tf.Tensor2D, q: tf.Tensor3D): tf.Tensor2D {
   return tf.tidy(() => {

@@ -1,6 +1,6 @@
 // Seeding a fresh prototype: the training patch that best tells one class apart, among patches its prototypes do not already look at.
 import * as tf from '@tensorflow/tfjs';
-import { poolDistances, prototypeFocal, squaredDistances } from '../model/similarity';
+import { latentFocal, squaredDistances } from '../model/similarity';
 
 /** Training latents kept for a revival pass: z [N,H,W,D] with each image's label. */
 export interface Latents {
@@ -37,10 +37,9 @@ export function patchGaps(
   let restCount = 0;
   for (let start = 0; start < n; start += imagesPerChunk) {
     const size = Math.min(imagesPerChunk, n - start);
-    const focalT = tf.tidy(() => {
-      const zc = tf.slice(latents.z, [start, 0, 0, 0], [size, h, w, d]);
-      return prototypeFocal(poolDistances(squaredDistances(zc, candidates)), eps);
-    });
+    const focalT = tf.tidy(() =>
+      latentFocal(tf.slice(latents.z, [start, 0, 0, 0], [size, h, w, d]), candidates, eps),
+    );
     const focal = focalT.dataSync();
     focalT.dispose();
     for (let b = 0; b < size; b++) {
@@ -107,14 +106,18 @@ export function pickPatch(
     .filter((i) => i >= 0)
     .slice(0, images);
   const cells: { image: number; cell: number }[] = [];
-  for (const image of sourcesOfClass) {
+  const rows: number[] = []; // each candidate's row in the class images' latents, flattened
+  sourcesOfClass.forEach((image, i) => {
     const covered = held.shape[0] ? coveredCells(latents, image, held) : new Set<number>();
-    for (let cell = 0; cell < h * w; cell++) if (!covered.has(cell)) cells.push({ image, cell });
-  }
+    for (let cell = 0; cell < h * w; cell++) {
+      if (covered.has(cell)) continue;
+      cells.push({ image, cell });
+      rows.push(i * h * w + cell);
+    }
+  });
   if (!cells.length) return null;
   const candidates = tf.tidy(() => {
     const flat = tf.reshape(tf.gather(latents.z, sourcesOfClass), [sourcesOfClass.length * h * w, d]);
-    const rows = cells.map(({ image, cell }) => sourcesOfClass.indexOf(image) * h * w + cell);
     return tf.gather(flat, rows) as tf.Tensor2D;
   });
   const gaps = patchGaps(

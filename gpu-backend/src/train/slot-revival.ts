@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Split } from '../data/dataset';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { poolDistances, prototypeFocal, squaredDistances } from '../model/similarity';
+import { latentFocal } from '../model/similarity';
 import { chunk } from '../util/arrays';
+import type { TrainConfig } from './config';
 import { type Latents, pickPatch } from './prototype-seeding';
 
 export interface SlotMove {
@@ -34,9 +35,7 @@ async function observe(
         () => model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D,
       );
       zs.push(z);
-      const focalT = tf.tidy(() =>
-        prototypeFocal(poolDistances(squaredDistances(z, model.head.prototypes)), model.config.eps),
-      );
+      const focalT = latentFocal(z, model.head.prototypes, model.config.eps);
       focal.push(...((await focalT.array()) as number[][]));
       focalT.dispose();
       labels.push(...batch.labels);
@@ -145,10 +144,10 @@ export function seedPrototypes(
     const slot = slots.findIndex((p) => gaps[c]![p]! < minGap);
     if (slot < 0 || !free.length) return;
     const informative = slots.filter((p) => gaps[c]![p]! >= minGap);
-    const held = informative.length
-      ? (tf.gather(model.head.prototypes, informative) as tf.Tensor2D)
+    const held: tf.Tensor2D = informative.length
+      ? tf.gather(model.head.prototypes, informative)
       : tf.zeros([0, depth]);
-    const pick = pickPatch(latents, c, held as tf.Tensor2D, images, minGap, eps);
+    const pick = pickPatch(latents, c, held, images, minGap, eps);
     held.dispose();
     if (!pick) return;
     const to = free.shift()!;
@@ -163,11 +162,8 @@ export function seedPrototypes(
   return moves;
 }
 
-export interface RevivalOptions {
-  minGap: number;
-  /** Class images searched for a fresh prototype's patch; 0: never seed one. */
-  seedImages: number;
-}
+/** `seedImages` 0: this pass seeds no prototype (the trainer passes 0 before `revive.seedFrom`). */
+export type RevivalOptions = Pick<NonNullable<TrainConfig['revive']>, 'minGap' | 'seedImages'>;
 
 /** One revival pass: measure on `indices` of `split`, plan, seed, apply; returns the moves made. */
 export async function reviveSlots(
