@@ -117,7 +117,7 @@ export const TrainConfig = z
     revive: z
       .object({
         // On the parts data informative slots measure 1–4; at 0.5, slots at 0.5–1 that peak on no part stayed
-        // (consistency 86.7 / 91.7% for seeds 1 / 2, against 93.3 / 98.3% at 1).
+        // (consistency 86.7 / 91.7 / 91.7% for seeds 1 / 2 / 3, against 93.3 / 98.3 / 90.0% at 1).
         minGap: z.number().min(0).default(1),
         images: z.number().int().min(1).default(1000),
         seedImages: z.number().int().min(0).default(4),
