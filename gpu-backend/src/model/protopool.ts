@@ -72,6 +72,11 @@ export class ProtoPoolModel {
       .trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   }
 
+  /** Inference latents z: [B,H,W,D] for normalised images x (batch norm in its running-average mode). */
+  latents(x: tf.Tensor4D): tf.Tensor4D {
+    return this.features.apply(x, { training: false }) as tf.Tensor4D;
+  }
+
   /** x: [B,H,W,C] normalised images. `training` puts batch norm in batch-statistics mode (and updates its averages). */
   forward(x: tf.Tensor4D, mode: AssignmentMode, training: boolean): ForwardResult {
     return tf.tidy(() => {

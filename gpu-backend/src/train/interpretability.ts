@@ -178,7 +178,7 @@ export interface InterpretabilityResult extends SlotScores {
  */
 async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, number, number, number]) {
   const mapsT = tf.tidy(() => {
-    const z = model.features.apply(tf.tensor4d(x, shape), { training: false }) as tf.Tensor4D;
+    const z = model.latents(tf.tensor4d(x, shape));
     return similarity(
       model.head.forward(z, model.head.assignment({ kind: 'inference' })).distances,
       model.config.eps,

@@ -74,7 +74,7 @@ export async function project(
     const indices = batch.ids.map((id) => byId.get(id)!);
     const [minT, argT, zT] = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, batch.shape);
-      const z = model.features.apply(x, { training: false }) as tf.Tensor4D;
+      const z = model.latents(x);
       const [b, , , d] = z.shape;
       const flatZ = tf.reshape(z, [b * gh * gw, d]);
       const dist = tf.reshape(squaredDistances(z, model.head.prototypes), [b, gh * gw, m]);
@@ -162,7 +162,7 @@ async function sourceBoxes(
   for (const group of chunk(images, 64)) {
     const batch = await train.load(group);
     const mapsT = tf.tidy(() => {
-      const z = model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D;
+      const z = model.latents(tf.tensor4d(batch.x, batch.shape));
       return similarity(squaredDistances(z, model.head.prototypes), model.config.eps);
     });
     const maps = await mapsT.data();

@@ -31,9 +31,7 @@ async function observe(
     for (const part of chunk([...indices], batchSize)) {
       const batch = await split.load(part);
       if (!batch.labels.length) continue;
-      const z = tf.tidy(
-        () => model.features.apply(tf.tensor4d(batch.x, batch.shape), { training: false }) as tf.Tensor4D,
-      );
+      const z = tf.tidy(() => model.latents(tf.tensor4d(batch.x, batch.shape)));
       zs.push(z);
       const focalT = latentFocal(z, model.head.prototypes, model.config.eps);
       focal.push(...((await focalT.array()) as number[][]));
