@@ -9,6 +9,8 @@ export interface BackboneSpec {
   inputShape: [number, number, number];
   /** Seed for weight initialisation: the same seed gives the same weights. */
   seed: number;
+  /** ResNets: how many of the four stages to keep (default 4, the whole trunk). */
+  stages?: number;
 }
 
 /** Seeded initialisers so that a run reproduces; each layer gets its own stream. */
@@ -33,17 +35,55 @@ function convBn(
   name: string,
   relu: boolean,
 ): tf.SymbolicTensor {
-  let y = tf.layers
+  let y = conv(x, filters, kernel, stride, seeds, `${name}_conv`);
+  y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
+  return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
+}
+
+function conv(
+  x: tf.SymbolicTensor,
+  filters: number,
+  kernel: number,
+  stride: number,
+  seeds: Seeds,
+  name: string,
+  padding: 'same' | 'valid' = 'same',
+): tf.SymbolicTensor {
+  return tf.layers
     .conv2d({
       filters,
       kernelSize: kernel,
       strides: stride,
-      padding: 'same',
+      padding,
       useBias: false,
       kernelInitializer: seeds.he(),
-      name: `${name}_conv`,
+      name,
     })
     .apply(x) as tf.SymbolicTensor;
+}
+
+/**
+ * PyTorch's symmetric padding: a k×k convolution (or pool) pads (k − 1)/2 on every side. TF's 'same' agrees
+ * at stride 1 but at stride 2 on an even side pads only bottom/right (a 7×7/2 stem: 2 before, 3 after), which
+ * shifts every window by a pixel. So strided layers get an explicit ZeroPadding2D and 'valid'.
+ */
+function torchPad(x: tf.SymbolicTensor, kernel: number, name: string): tf.SymbolicTensor {
+  const p = (kernel - 1) / 2;
+  return tf.layers.zeroPadding2d({ padding: [p, p], name }).apply(x) as tf.SymbolicTensor;
+}
+
+/** conv-BN(-ReLU) with PyTorch's padding (see `torchPad`). */
+function torchConvBn(
+  x: tf.SymbolicTensor,
+  filters: number,
+  kernel: number,
+  stride: number,
+  seeds: Seeds,
+  name: string,
+  relu: boolean,
+): tf.SymbolicTensor {
+  if (stride === 1 || kernel === 1) return convBn(x, filters, kernel, stride, seeds, name, relu);
+  let y = conv(torchPad(x, kernel, `${name}_pad`), filters, kernel, stride, seeds, `${name}_conv`, 'valid');
   y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
 }
@@ -78,7 +118,7 @@ function smallCnn(input: tf.SymbolicTensor, seeds: Seeds): tf.SymbolicTensor {
 
 function basicBlock(x: tf.SymbolicTensor, filters: number, stride: number, seeds: Seeds, name: string) {
   const inC = x.shape[3]!;
-  let y = convBn(x, filters, 3, stride, seeds, `${name}a`, true);
+  let y = torchConvBn(x, filters, 3, stride, seeds, `${name}a`, true);
   y = convBn(y, filters, 3, 1, seeds, `${name}b`, false);
   const shortcut =
     stride !== 1 || inC !== filters ? convBn(x, filters, 1, stride, seeds, `${name}down`, false) : x;
@@ -90,31 +130,42 @@ function bottleneck(x: tf.SymbolicTensor, filters: number, stride: number, seeds
   const inC = x.shape[3]!;
   const outC = filters * 4;
   let y = convBn(x, filters, 1, 1, seeds, `${name}a`, true);
-  y = convBn(y, filters, 3, stride, seeds, `${name}b`, true);
+  y = torchConvBn(y, filters, 3, stride, seeds, `${name}b`, true);
   y = convBn(y, outC, 1, 1, seeds, `${name}c`, false);
   const shortcut = stride !== 1 || inC !== outC ? convBn(x, outC, 1, stride, seeds, `${name}down`, false) : x;
   const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
   return tf.layers.reLU({ name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
 }
 
-const RESNET: Record<'resnet18' | 'resnet34' | 'resnet50', { blocks: number[]; bottleneck: boolean }> = {
+export const RESNETS = ['resnet18', 'resnet34', 'resnet50'] as const;
+export type ResnetName = (typeof RESNETS)[number];
+
+/** Blocks per stage (torchvision's `layer1`…`layer4`) and the block kind. */
+export const RESNET: Record<ResnetName, { blocks: readonly number[]; bottleneck: boolean }> = {
   resnet18: { blocks: [2, 2, 2, 2], bottleneck: false },
   resnet34: { blocks: [3, 4, 6, 3], bottleneck: false },
   resnet50: { blocks: [3, 4, 6, 3], bottleneck: true },
 };
 
-/** ResNet (He et al. 2016) without its pooling and classifier: 224 px → 7×7 grid. */
-function resnet(input: tf.SymbolicTensor, name: keyof typeof RESNET, seeds: Seeds): tf.SymbolicTensor {
+export const isResnet = (name: string): name is ResnetName => (RESNETS as readonly string[]).includes(name);
+
+/**
+ * ResNet (He et al. 2016; torchvision's v1.5: the stride sits on a bottleneck's 3×3) without its pooling and
+ * classifier, laid out so that torchvision weights give torchvision's feature maps (`torchPad`): 224 px →
+ * 7×7 grid. `stages` < 4 stops after that stage (torchvision `layer<stages>`): a finer grid for small images.
+ */
+function resnet(input: tf.SymbolicTensor, name: ResnetName, seeds: Seeds, stages: number): tf.SymbolicTensor {
   const { blocks, bottleneck: useBottleneck } = RESNET[name];
-  let x = convBn(input, 64, 7, 2, seeds, 'stem', true);
+  let x = torchConvBn(input, 64, 7, 2, seeds, 'stem', true);
+  // Zero padding is −∞ padding here: the pool reads a ReLU's output, which is never negative.
   x = tf.layers
-    .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'stem_pool' })
-    .apply(x) as tf.SymbolicTensor;
-  blocks.forEach((count, stage) => {
+    .maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'stem_pool' })
+    .apply(torchPad(x, 3, 'stem_pool_pad')) as tf.SymbolicTensor;
+  blocks.slice(0, stages).forEach((count, stage) => {
     const filters = 64 * 2 ** stage;
     for (let i = 0; i < count; i++) {
       const stride = i === 0 && stage > 0 ? 2 : 1;
-      const blockName = `s${stage + 1}b${i + 1}`;
+      const blockName = resnetBlockName(stage, i);
       x = useBottleneck
         ? bottleneck(x, filters, stride, seeds, blockName)
         : basicBlock(x, filters, stride, seeds, blockName);
@@ -123,16 +174,20 @@ function resnet(input: tf.SymbolicTensor, name: keyof typeof RESNET, seeds: Seed
   return x;
 }
 
+/** Our name of torchvision's `layer<stage + 1>.<block>`: `s<stage + 1>b<block + 1>`. */
+export const resnetBlockName = (stage: number, block: number) => `s${stage + 1}b${block + 1}`;
+
 /** The early map the feature-alignment loss compares with: the small CNN's first pool, a ResNet's stem. */
 export function shallowLayer(name: BackboneName | string): string | undefined {
   if (name === 'small-cnn') return 'pool1';
-  return name in RESNET ? 'stem_pool' : undefined;
+  return isResnet(name) ? 'stem_pool' : undefined;
 }
 
 export function buildBackbone(spec: BackboneSpec): tf.LayersModel {
   const seeds = new Seeds(spec.seed);
   const input = tf.input({ shape: spec.inputShape, name: 'image' });
-  const features = spec.name === 'small-cnn' ? smallCnn(input, seeds) : resnet(input, spec.name, seeds);
+  const features =
+    spec.name === 'small-cnn' ? smallCnn(input, seeds) : resnet(input, spec.name, seeds, spec.stages ?? 4);
   return tf.model({ inputs: input, outputs: features, name: spec.name });
 }
 
