@@ -41,9 +41,10 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
   constructor(
     readonly file: string,
-    message: string,
+    /** What is wrong, without the file and key (so a caller that learns the key can re-raise with it). */
+    readonly detail: string,
     readonly key?: string,
   ) {
-    super(`${file}: ${key === undefined ? '' : `key "${key}": `}${message}`);
+    super(`${file}: ${key === undefined ? '' : `key "${key}": `}${detail}`);
   }
 }
