@@ -2,15 +2,19 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import { limitSplit } from '../data/dataset';
+import type { Normalisation } from '../data/image-split';
 import { openDataset } from '../data/specs';
 import { ENGINE_CHOICES, initEngine } from '../engine';
+import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
 import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
-import { mergeConfig, TrainConfig } from '../train/config';
+import { mergeConfig, normalisationOf, TrainConfig } from '../train/config';
 import { evaluate } from '../train/evaluate';
 import { measureParts } from '../train/interpretability';
+import { PRESETS, presetConfig } from '../train/presets';
 import { train } from '../train/trainer';
 import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, modelDir, UsageError } from './errors';
@@ -23,12 +27,22 @@ function positiveInt(value: string): number {
   return n;
 }
 
-async function openData(spec: string, skipCorrupt = false) {
+async function openData(spec: string, skipCorrupt = false, normalisation?: Normalisation) {
   try {
-    return await openDataset(spec, { skipCorrupt });
+    return await openDataset(spec, { skipCorrupt, ...(normalisation ? { normalisation } : {}) });
   } catch (err) {
     throw new UsageError(`--data ${spec}: ${(err as Error).message}`);
   }
+}
+
+/** The fields of a config that decide the input convention, read before the whole config is checked. */
+function peekModel(raw: unknown): { weights?: string; normalise?: TrainConfig['model']['normalise'] } {
+  const { weights, normalise } = TrainConfig.shape.model.unwrap().shape;
+  // Not strict: the model's other fields are checked with the whole config.
+  const model = z.object({ weights, normalise });
+  const found = model.safeParse((raw as { model?: unknown } | null)?.model ?? {});
+  // A bad field is reported with every other one when the whole config is parsed.
+  return found.success ? found.data : {};
 }
 
 async function readConfigFile(path: string): Promise<unknown> {
@@ -79,6 +93,12 @@ export function program(): Command {
     .description('train a ProtoPool model: warm-up, joint, projection, last-layer fine-tuning')
     .requiredOption('--data <spec>', 'dataset: fashion-mnist[:<dir>|:embedded]')
     .requiredOption('--out <dir>', 'output directory (checkpoints/, model/, train.jsonl)')
+    .addOption(
+      new Option('--preset <name>', 'a published recipe (or finetune-resnet50 for your own photos)').choices(
+        Object.keys(PRESETS),
+      ),
+    )
+    .option('--weights <file>', 'PyTorch checkpoint (.pth/.pt/.safetensors) of the ResNet backbone')
     .option('--config <file.json>', 'training configuration (JSON; see README for fields)')
     .option('--epochs <n>', 'joint-phase epochs (the main phase)', positiveInt)
     .option('--warmup-epochs <n>', 'warm-up epochs (backbone frozen)', positiveInt)
@@ -91,10 +111,34 @@ export function program(): Command {
     .option('--skip-corrupt', 'skip and count unreadable images instead of stopping')
     .option('--json', 'JSON lines on stdout instead of progress bars')
     .action(async (o) => {
-      const dataset = await openData(o.data, Boolean(o.skipCorrupt));
       const file = o.config ? await readConfigFile(o.config) : {};
-      const raw = mergeConfig(dataset.trainDefaults ?? {}, file);
-      const config = parseConfig(raw, o.config ?? 'default configuration');
+      const preset = o.preset ? PRESETS[o.preset]! : undefined;
+      // Precedence: the data's defaults < the preset < the config file < flags.
+      const over = (classes: number) => {
+        const layered = mergeConfig(o.preset ? presetConfig(o.preset, classes) : {}, file);
+        return o.weights ? mergeConfig(layered, { model: { weights: o.weights } }) : layered;
+      };
+      const resumeFrom = o.resume ? await latestCheckpoint(resolve(o.out)).catch(() => null) : null;
+      // The input convention must be known before the data is opened: it replaces the images' statistics.
+      const early = resumeFrom
+        ? ((await readConfigFile(join(resumeFrom, 'trainer.json'))) as { config: TrainConfig }).config.model
+        : peekModel(over(0));
+      if (preset?.checkpoint && !early.weights) {
+        throw new UsageError(
+          `--preset ${o.preset} starts from a pretrained backbone: pass --weights <file> (${preset.checkpoint})`,
+        );
+      }
+      if (early.weights && !(await exists(early.weights))) {
+        throw new UsageError(
+          `${o.weights ? '--weights' : `${o.config}: field model.weights`}: ${early.weights}: no such file`,
+        );
+      }
+      const dataset = await openData(o.data, Boolean(o.skipCorrupt), normalisationOf(early));
+      const raw = mergeConfig(dataset.trainDefaults ?? {}, over(dataset.classes.length));
+      const config = parseConfig(
+        raw,
+        o.config ?? (o.preset ? `preset ${o.preset}` : 'default configuration'),
+      );
       if (o.epochs !== undefined) config.epochs.joint = o.epochs;
       if (o.warmupEpochs !== undefined) config.epochs.warmup = o.warmupEpochs;
       if (o.lastLayerEpochs !== undefined) config.epochs.lastLayer = o.lastLayerEpochs;

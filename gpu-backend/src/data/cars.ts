@@ -96,7 +96,7 @@ export async function openCars(dir: string, o: CubOptions): Promise<Dataset> {
   const splitOptions: ImageSplitOptions = { ...o, cropToBox: o.crop === 'box' };
   const trainSplit = new ImageSplit(train, splitOptions, () => norm);
   const testSplit = new ImageSplit(test, splitOptions, () => norm);
-  norm = await trainSplit.stats(o.statsSample);
+  norm = o.normalisation ?? (await trainSplit.stats(o.statsSample));
   const cropped = o.crop === 'box' ? ', cropped to boxes' : '';
   return {
     spec: o.spec ?? `cars:${dir}`,

@@ -5,12 +5,23 @@ import { join } from 'node:path';
 import type { Dataset, PartLocation } from './dataset';
 import { DataError } from './idx';
 import type { Rect } from './image';
-import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
+import {
+  type ImageEntry,
+  ImageSplit,
+  type ImageSplitOptions,
+  inputSpecOf,
+  type Normalisation,
+} from './image-split';
 
 export interface ImageLoaderOptions extends Omit<ImageSplitOptions, 'cropToBox'> {
   crop: 'box' | 'none';
   /** Training images sampled for the normalisation statistics. */
   statsSample: number;
+  /**
+   * Fixed normalisation instead of the training images' statistics: a pretrained backbone expects the
+   * convention it was trained with (ImageNet's for torchvision and the ProtoPool authors' ResNets).
+   */
+  normalisation?: Normalisation;
 }
 
 export interface CubOptions extends ImageLoaderOptions {
@@ -203,7 +214,7 @@ export async function openCub(dir: string, o: CubOptions): Promise<Dataset> {
   const splitOptions: ImageSplitOptions = { ...o, cropToBox: o.crop === 'box' };
   const trainSplit = new ImageSplit(train, splitOptions, () => norm, partNames);
   const testSplit = new ImageSplit(test, splitOptions, () => norm, partNames);
-  norm = await trainSplit.stats(o.statsSample);
+  norm = o.normalisation ?? (await trainSplit.stats(o.statsSample));
   const cropped = o.crop === 'box' ? ', cropped to boxes' : '';
   return {
     spec: o.spec ?? `cub:${dir}`,

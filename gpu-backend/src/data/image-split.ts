@@ -16,6 +16,12 @@ import {
 } from './image';
 import { readImage } from './image-node';
 
+/** Per-channel (x − mean) / std after scaling pixels to [0, 1]. */
+export interface Normalisation {
+  mean: number[];
+  std: number[];
+}
+
 /** One image as a loader lists it; boxes and parts in the file's own pixel coordinates. */
 export interface ImageEntry {
   file: string;

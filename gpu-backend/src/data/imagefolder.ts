@@ -118,7 +118,7 @@ export async function openImageFolder(dir: string, o: ImageFolderOptions): Promi
   const splitOptions: ImageSplitOptions = { ...o, cropToBox: false };
   const trainSplit = new ImageSplit(train, splitOptions, () => norm);
   const testSplit = new ImageSplit(test, splitOptions, () => norm);
-  norm = await trainSplit.stats(o.statsSample);
+  norm = o.normalisation ?? (await trainSplit.stats(o.statsSample));
   const how = hasSplits ? 'train/ + test/' : `test fraction ${o.testFraction}, seed ${o.seed}`;
   const skippedNote = ignored ? `, ${ignored} non-image entries ignored` : '';
   return {

@@ -24,7 +24,7 @@ import { type CubOptions, openCub } from './cub';
 import type { Dataset } from './dataset';
 import { defaultDecodeWorkers } from './decode-pool';
 import { openFashionMnist } from './fashion-mnist';
-import { DEFAULT_CACHE_MB } from './image-split';
+import { DEFAULT_CACHE_MB, type Normalisation } from './image-split';
 import { openImageFolder } from './imagefolder';
 import { DEFAULT_PARTS, ensurePartsDataset, PARTS_TRAIN_DEFAULTS } from './parts';
 
@@ -76,6 +76,8 @@ const PartsSpecOptions = ImageOptions.extend({
 /** Options that come from CLI flags rather than the spec (a spec option wins when both are given). */
 export interface OpenOverrides {
   skipCorrupt?: boolean;
+  /** A pretrained backbone's input convention, in place of the training images' statistics. */
+  normalisation?: Normalisation;
 }
 
 function parseOptions<S extends z.ZodObject>(spec: string, query: string | undefined, schema: S): z.infer<S> {
@@ -121,6 +123,7 @@ function imageOptions(
     concurrency: 8,
     decodeWorkers: o['decode-workers'] ?? defaultDecodeWorkers(),
     statsSample: o.stats ?? 500,
+    ...(overrides.normalisation ? { normalisation: overrides.normalisation } : {}),
     spec,
   };
 }
@@ -141,6 +144,11 @@ export async function openDataset(spec: string, overrides: OpenOverrides = {}): 
   switch (kind) {
     case 'fashion-mnist':
       if (query !== undefined) throw new DataSpecError(`data spec "${spec}": fashion-mnist takes no options`);
+      if (overrides.normalisation) {
+        throw new DataSpecError(
+          `data spec "${spec}": Fashion-MNIST is greyscale 28 px; a pretrained ResNet needs RGB images (imagefolder, cub, cars, parts)`,
+        );
+      }
       return openFashionMnist(arg);
     case 'imagefolder': {
       const dir = needDir();

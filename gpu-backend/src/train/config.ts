@@ -12,6 +12,27 @@ export const TrainConfig = z
         backbone: z.string().min(1).default('small-cnn'),
         /** A pretrained TF.js layers model (model.json) to use as the backbone, cut at `layer`. */
         pretrained: z.object({ path: z.string().min(1), layer: z.string().min(1) }).optional(),
+        /**
+         * A PyTorch checkpoint (.pth/.pt from torch.save, or .safetensors) of a ResNet for the `backbone`:
+         * torchvision's keys, the ProtoPool authors' iNaturalist ResNet-50, or either under one prefix.
+         */
+        weights: z.string().min(1).optional(),
+        /** ResNets: stages kept (torchvision layer1…layer4); fewer gives a finer grid on small images. */
+        stages: z.number().int().min(1).max(4).default(4),
+        /**
+         * Input normalisation: the training images' own statistics ('data'), ImageNet's (the convention of
+         * torchvision's and the ProtoPool authors' checkpoints), or explicit values. Default: 'imagenet'
+         * with `weights`, else 'data'. The manifest records the values, so the backend and edge match.
+         */
+        normalise: z
+          .union([
+            z.enum(['data', 'imagenet']),
+            z.object({
+              mean: z.array(z.number()).min(1).max(3),
+              std: z.array(z.number().positive()).min(1).max(3),
+            }),
+          ])
+          .optional(),
         prototypes: z.number().int().min(1).max(10_000).default(40),
         slotsPerClass: z.number().int().min(1).max(100).default(3),
         depth: z.number().int().min(1).max(4096).default(32),
@@ -139,6 +160,18 @@ export const TrainConfig = z
   .strict();
 
 export type TrainConfig = z.infer<typeof TrainConfig>;
+
+/** ImageNet's per-channel statistics, as torchvision's `transforms.Normalize` and the authors' code use them. */
+export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+/** The fixed normalisation a config asks for, or undefined for the training images' statistics. */
+export function normalisationOf(model: {
+  weights?: string | undefined;
+  normalise?: TrainConfig['model']['normalise'];
+}): { mean: number[]; std: number[] } | undefined {
+  const n = model.normalise ?? (model.weights ? 'imagenet' : 'data');
+  return n === 'data' ? undefined : n === 'imagenet' ? IMAGENET : n;
+}
 
 const isPlain = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -7,13 +7,15 @@ import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale, hardAssignment } from '../model/assignment';
-import { cutAtLayer, shallowLayer } from '../model/backbones';
+import { buildBackbone, cutAtLayer, isResnet, shallowLayer } from '../model/backbones';
 import { alignmentLoss } from '../model/feature-alignment';
 import { HEAD_DEFAULTS } from '../model/head';
 import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
 import { ProtoPoolModel } from '../model/protopool';
 import { chunk } from '../util/arrays';
 import { betaSample, deriveSeed, mulberry32, permutation } from '../util/random';
+import { importResnet, type ResnetImport } from '../weights/import-resnet';
+import { readCheckpoint } from '../weights/read-checkpoint';
 import {
   type EpochRecord,
   latestCheckpoint,
@@ -76,7 +78,11 @@ const GROUPS_BY_PHASE: Record<Phase, string[]> = {
   lastLayer: ['lastLayer'],
 };
 
-async function buildModel(config: TrainConfig, dataset: Dataset): Promise<ProtoPoolModel> {
+/** A fresh model: random weights, a TF.js layers model cut at a layer, or a PyTorch ResNet checkpoint. */
+async function buildModel(
+  config: TrainConfig,
+  dataset: Dataset,
+): Promise<{ model: ProtoPoolModel; imported?: ResnetImport & { file: string; format: string } }> {
   const inputShape: [number, number, number] = [
     dataset.input.height,
     dataset.input.width,
@@ -90,15 +96,41 @@ async function buildModel(config: TrainConfig, dataset: Dataset): Promise<ProtoP
     slotsPerClass: m.slotsPerClass,
     depth: m.depth,
     focal: m.focal,
-    backbone: m.pretrained ? `pretrained:${m.pretrained.layer}` : m.backbone,
+    backbone: m.pretrained
+      ? `pretrained:${m.pretrained.layer}`
+      : m.stages < 4
+        ? `${m.backbone}/layer${m.stages}`
+        : m.backbone,
     inputShape,
     seed: config.seed,
   };
   if (m.pretrained) {
     const base = await loadLayersFromDir(m.pretrained.path);
-    return ProtoPoolModel.create(modelConfig, cutAtLayer(base, m.pretrained.layer));
+    return { model: ProtoPoolModel.create(modelConfig, cutAtLayer(base, m.pretrained.layer)) };
   }
-  return ProtoPoolModel.create(modelConfig);
+  if (!isResnet(m.backbone) && (m.weights || m.stages < 4)) {
+    throw new Error(
+      `model.${m.weights ? 'weights' : 'stages'}: only a ResNet backbone (resnet18, resnet34, resnet50) ${m.weights ? 'loads a PyTorch checkpoint' : 'has stages'}, not "${m.backbone}"`,
+    );
+  }
+  if (m.weights && isResnet(m.backbone)) {
+    const dict = await readCheckpoint(m.weights);
+    try {
+      const opts = { arch: m.backbone, inputShape, stages: m.stages, seed: config.seed };
+      const { backbone, report } = await importResnet(dict, opts);
+      return {
+        model: ProtoPoolModel.create(modelConfig, backbone),
+        imported: { ...report, file: dict.file, format: dict.format },
+      };
+    } finally {
+      await dict.close();
+    }
+  }
+  if (isResnet(m.backbone) && m.stages < 4) {
+    const trunk = buildBackbone({ name: m.backbone, inputShape, seed: config.seed, stages: m.stages });
+    return { model: ProtoPoolModel.create(modelConfig, trunk) };
+  }
+  return { model: ProtoPoolModel.create(modelConfig) };
 }
 
 function makeOptimizer(model: ProtoPoolModel, config: TrainConfig): GroupedAdam {
@@ -249,7 +281,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     resumedFrom = state.epochsCompleted;
     events?.onLog?.({ event: 'resume', checkpoint, epochsCompleted: state.epochsCompleted });
   } else {
-    model = await buildModel(config, dataset);
+    const built = await buildModel(config, dataset);
+    model = built.model;
     opt = makeOptimizer(model, config);
     state = {
       config,
@@ -260,6 +293,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       history: [],
     };
     events?.onLog?.({ event: 'start', dataset: dataset.description, config });
+    if (built.imported) {
+      const { ignored, ...rest } = built.imported;
+      events?.onLog?.({ event: 'pretrained', ...rest, ignored: ignored.length });
+    }
   }
   if (config.loss.align > 0) {
     const layer = alignLayerOf(config);
