@@ -5,6 +5,7 @@ import { benchDataLoading } from './data-loading';
 import { benchEdgeAll } from './edge';
 import { benchInference } from './inference';
 import { printTable } from './measure';
+import { benchPretrained } from './pretrained';
 import { benchTrainSpeed } from './train-speed';
 import { benchWire } from './wire';
 
@@ -30,6 +31,11 @@ const suites: Record<string, () => Promise<void>> = {
     printTable(
       'edge p50 latency under wrangler dev (ratio: backend-direct p50 / this p50)',
       await benchEdgeAll(process.env.BENCH_MODEL),
+    ),
+  pretrained: async () =>
+    printTable(
+      'imported ResNet-50 at 224 px, CUB preset shape (ratios: serving vs backbone only; joint vs warm-up step)',
+      await benchPretrained(),
     ),
   inference: async () =>
     printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),

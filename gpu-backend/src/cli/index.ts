@@ -9,6 +9,7 @@ import { openDataset } from '../data/specs';
 import { ENGINE_CHOICES, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
+import { isResnet, RESNETS } from '../model/backbones';
 import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
 import { mergeConfig, normalisationOf, TrainConfig } from '../train/config';
@@ -16,6 +17,9 @@ import { evaluate } from '../train/evaluate';
 import { measureParts } from '../train/interpretability';
 import { PRESETS, presetConfig } from '../train/presets';
 import { train } from '../train/trainer';
+import { checkResnetKeys } from '../weights/import-resnet';
+import { readCheckpoint } from '../weights/read-checkpoint';
+import { CheckpointError, type StateDict } from '../weights/state-dict';
 import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, modelDir, UsageError } from './errors';
 import { addExplainCommands } from './explain';
@@ -43,6 +47,26 @@ function peekModel(raw: unknown): { weights?: string; normalise?: TrainConfig['m
   const found = model.safeParse((raw as { model?: unknown } | null)?.model ?? {});
   // A bad field is reported with every other one when the whole config is parsed.
   return found.success ? found.data : {};
+}
+
+/** Refuses a checkpoint that cannot feed the configured backbone, naming every key, before anything is written. */
+async function checkWeights(model: TrainConfig['model']): Promise<void> {
+  const file = model.weights!;
+  if (!isResnet(model.backbone)) {
+    throw new UsageError(
+      `model.weights: a PyTorch checkpoint loads into a ResNet backbone (${RESNETS.join(', ')}), not "${model.backbone}" (set model.backbone)`,
+    );
+  }
+  let dict: StateDict | undefined;
+  try {
+    dict = await readCheckpoint(file);
+    checkResnetKeys(dict, model.backbone, model.stages);
+  } catch (err) {
+    if (err instanceof CheckpointError) throw new UsageError(`--weights ${err.message}`);
+    throw err;
+  } finally {
+    await dict?.close();
+  }
 }
 
 async function readConfigFile(path: string): Promise<unknown> {
@@ -146,6 +170,7 @@ export function program(): Command {
       if (o.trainLimit !== undefined) config.limits.train = Math.max(1, o.trainLimit);
       if (o.testLimit !== undefined) config.limits.test = Math.max(1, o.testLimit);
       if (o.seed !== undefined) config.seed = o.seed;
+      if (config.model.weights && !resumeFrom) await checkWeights(config.model);
       const out = resolve(o.out);
       const checkpoint = await latestCheckpoint(out).catch(() => null);
       if (checkpoint && !o.resume) {

@@ -37,17 +37,17 @@ function ignorable(key: string, stages: number): boolean {
   return stage !== null && Number(stage[1]) > stages;
 }
 
+/** What `checkResnetKeys` found: each needed weight's entry, and the report. */
+export interface ResnetPlan extends ResnetImport {
+  slots: WeightSlot[];
+  entry: (key: string) => TensorEntry;
+}
+
 /**
- * Checks every key and shape first (one error lists every missing, mis-shaped and unexpected key), then copies
- * the weights layer by layer, reading each tensor only when its layer is set, so the file's floats are never
- * all in memory at once beside the model's.
+ * Checks a state dict against `arch` without reading any tensor data: one error lists every missing,
+ * mis-shaped and unexpected key (so a CLI can refuse a checkpoint before it writes anything).
  */
-export async function loadResnetWeights(
-  backbone: tf.LayersModel,
-  dict: StateDict,
-  arch: ResnetName,
-  stages = 4,
-): Promise<ResnetImport> {
+export function checkResnetKeys(dict: StateDict, arch: ResnetName, stages = 4): ResnetPlan {
   const { layout, names } = canonicalKeys([...dict.entries.keys()]);
   const byName = new Map<string, TensorEntry>();
   for (const [key, name] of names) byName.set(name, dict.entries.get(key)!);
@@ -82,6 +82,20 @@ export async function loadResnetWeights(
         listed('unexpected', unexpected),
     );
   }
+  return { layout, loaded: slots.length, ignored, slots, entry: (key) => byName.get(key)! };
+}
+
+/**
+ * Copies the weights layer by layer after `checkResnetKeys`, reading each tensor only when its layer is set,
+ * so the file's floats are never all in memory at once beside the model's.
+ */
+export async function loadResnetWeights(
+  backbone: tf.LayersModel,
+  dict: StateDict,
+  arch: ResnetName,
+  stages = 4,
+): Promise<ResnetImport> {
+  const { slots, entry, layout, loaded, ignored } = checkResnetKeys(dict, arch, stages);
   const byLayer = new Map<string, WeightSlot[]>();
   for (const s of slots) byLayer.set(s.layer, [...(byLayer.get(s.layer) ?? []), s]);
   for (const [layerName, layerSlots] of byLayer) {
@@ -89,7 +103,7 @@ export async function loadResnetWeights(
     const values: tf.Tensor[] = [];
     try {
       for (const s of layerSlots.sort((a, b) => a.index - b.index)) {
-        const data = await byName.get(s.key)!.read();
+        const data = await entry(s.key).read();
         values.push(
           s.conv
             ? tf.tidy(() =>
@@ -103,7 +117,7 @@ export async function loadResnetWeights(
       tf.dispose(values);
     }
   }
-  return { layout, loaded: slots.length, ignored };
+  return { layout, loaded, ignored };
 }
 
 /** A ResNet backbone with a checkpoint's weights: built as `buildBackbone` builds it, then loaded. */
