@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { PARTS_TRAIN_DEFAULTS } from '../../gpu-backend/src/data/parts';
 import { openDataset } from '../../gpu-backend/src/data/specs';
-import { mergeConfig, TrainConfig } from '../../gpu-backend/src/train/config';
+import { mergeConfig, normalisationOf, TrainConfig } from '../../gpu-backend/src/train/config';
+import { PRESETS, presetConfig } from '../../gpu-backend/src/train/presets';
 
 describe('config over the data defaults', () => {
   it('merges objects field by field; the file wins, and values that are not objects replace', () => {
@@ -37,5 +38,52 @@ describe('config over the data defaults', () => {
     const mine = TrainConfig.parse(mergeConfig(ds.trainDefaults, { epochs: { joint: 3 } }));
     expect([mine.epochs.joint, mine.epochs.warmup, mine.lrStep.every]).toEqual([3, 1, 10]);
     expect((await openDataset('fashion-mnist:embedded')).trainDefaults).toBeUndefined();
+  });
+});
+
+describe('presets', () => {
+  it.each(Object.keys(PRESETS))('%s is a valid configuration', (name) => {
+    expect(TrainConfig.safeParse(presetConfig(name, 200)).success).toBe(true);
+  });
+
+  it("fills the paper's CUB ResNet-50 settings (PROTOPOOL.md, the authors' README command)", () => {
+    const c = TrainConfig.parse(presetConfig('cub-resnet50-inat', 200));
+    expect(c.model).toMatchObject({
+      backbone: 'resnet50',
+      prototypes: 202,
+      slotsPerClass: 10,
+      depth: 256,
+      normalise: 'imagenet',
+    });
+    expect(c.epochs).toEqual({ warmup: 10, joint: 30, lastLayer: 25 });
+    expect(c.lr).toEqual({
+      backbone: 1e-4,
+      addOn: 3e-3,
+      prototypes: 3e-3,
+      slotLogits: 3e-3,
+      lastLayer: 1e-4,
+    });
+    expect([c.gumbelTime, c.gumbelMax, c.batchSize, c.offlineCopies, c.mixup?.alpha]).toEqual([
+      30, 1000, 80, 30, 0.5,
+    ]);
+    expect(c.lrStep).toEqual({ every: 5, gamma: 0.1 });
+    expect(normalisationOf(c.model)).toEqual({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+  });
+
+  it('gives Stanford Cars its own pool (M 195, D 128) and fine-tuning a pool that grows with the classes', () => {
+    expect(TrainConfig.parse(presetConfig('cars-resnet50', 196)).model).toMatchObject({
+      prototypes: 195,
+      depth: 128,
+    });
+    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).model.prototypes).toBe(20);
+    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 100)).model.prototypes).toBe(102);
+    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).mixup).toBeUndefined();
+  });
+
+  it('normalises with the images’ statistics unless weights or a convention are given', () => {
+    expect(normalisationOf({})).toBeUndefined();
+    expect(normalisationOf({ weights: 'x.pth' })?.mean).toEqual([0.485, 0.456, 0.406]);
+    expect(normalisationOf({ weights: 'x.pth', normalise: 'data' })).toBeUndefined();
+    expect(normalisationOf({ normalise: { mean: [0.5], std: [0.2] } })).toEqual({ mean: [0.5], std: [0.2] });
   });
 });

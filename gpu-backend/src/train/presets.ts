@@ -49,38 +49,35 @@ export const PRESETS: Record<string, Preset> = {
   },
   'cub-resnet34': {
     description: 'CUB-200-2011, ResNet-34 pretrained on ImageNet (the paper: 80.3%)',
-    checkpoint: "torchvision's resnet34-b627a593.pth (or resnet34-333f7ec4.pth)",
+    checkpoint: "torchvision's resnet34-333f7ec4.pth, the file the authors' code loads",
     published: '80.3% test accuracy (ProtoPool, CUB-200-2011, ResNet-34)',
     config: () => published({ backbone: 'resnet34', prototypes: 202, depth: 256 }),
   },
   'cars-resnet50': {
     description: 'Stanford Cars, ResNet-50 pretrained on ImageNet (the paper: 88.9%)',
-    checkpoint: "torchvision's resnet50-0676ba61.pth (or resnet50-19c8e357.pth)",
+    checkpoint: "torchvision's resnet50-19c8e357.pth, the file the authors' code loads",
     published: '88.9% test accuracy (ProtoPool, Stanford Cars, ResNet-50)',
     config: () => published({ backbone: 'resnet50', prototypes: 195, depth: 128 }),
   },
   'finetune-resnet50': {
     description: 'your own photos: an ImageNet ResNet-50 fine-tuned with a short schedule a CPU can run',
-    checkpoint: "torchvision's resnet50-0676ba61.pth, or any ResNet-50 state dict",
+    checkpoint: "torchvision's resnet50-19c8e357.pth, or any ResNet-50 state dict",
     // The published recipe, shortened (a few thousand photos, not 6k×30): online augmentation instead of
     // ×30 offline copies, 5 slots per class, a pool that grows with the classes (CUB's ~1 per class, at
     // least 4 per slot so that classes can share).
-    config: (classes) => ({
-      ...published({ backbone: 'resnet50', prototypes: Math.max(classes + 2, 20), depth: 128 }),
-      model: {
-        backbone: 'resnet50',
-        prototypes: Math.max(classes + 2, 20),
-        slotsPerClass: 5,
-        depth: 128,
-        normalise: 'imagenet',
-      },
-      batchSize: 32,
-      epochs: { warmup: 2, joint: 10, lastLayer: 3 },
-      gumbelTime: 8,
-      offlineCopies: 0,
-      mixup: undefined,
-      augment: true,
-    }),
+    config: (classes) => {
+      const base = published({ backbone: 'resnet50', prototypes: Math.max(classes + 2, 20), depth: 128 });
+      return {
+        ...base,
+        model: { ...base.model, slotsPerClass: 5 },
+        batchSize: 32,
+        epochs: { warmup: 2, joint: 10, lastLayer: 3 },
+        gumbelTime: 8,
+        offlineCopies: 0,
+        mixup: undefined,
+        augment: true,
+      };
+    },
   },
 };
 
