@@ -19,9 +19,7 @@ import { TrainingStopped, train } from '../gpu-backend/src/train/trainer';
 import { importResnet } from '../gpu-backend/src/weights/import-resnet';
 import { readCheckpoint } from '../gpu-backend/src/weights/read-checkpoint';
 import { seededArray } from '../test/helpers/random';
-import { torchvisionEntries } from '../test/helpers/state-dicts';
-import { syntheticValues } from '../test/helpers/synthetic-weights';
-import { writeTorchZip } from '../test/helpers/torch-zip';
+import { torchvisionEntries, writeSyntheticCheckpoint } from '../test/helpers/state-dicts';
 import { type BenchResult, measure } from './measure';
 
 const SIDE = 224;
@@ -112,15 +110,7 @@ export async function benchPretrained(): Promise<BenchResult[]> {
   const rows: BenchResult[] = [];
   try {
     const weights = join(dir, 'resnet50.pth');
-    await writeTorchZip(
-      weights,
-      torchvisionEntries('resnet50').map(([key, shape]) => ({
-        key,
-        shape,
-        values: syntheticValues(key, shape),
-        ...(key.endsWith('num_batches_tracked') ? { dtype: 'int64' as const } : {}),
-      })),
-    );
+    await writeSyntheticCheckpoint(weights, torchvisionEntries('resnet50'));
     const t0 = performance.now();
     const dict = await readCheckpoint(weights);
     const { backbone } = await importResnet(dict, { arch: 'resnet50', inputShape: [SIDE, SIDE, 3], seed: 1 });

@@ -8,9 +8,7 @@ import { ModelManifest } from '@protopool/shared';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/backend-process';
 import { flat, png } from '../helpers/image-files';
-import { type Entries, torchvisionEntries } from '../helpers/state-dicts';
-import { syntheticValues } from '../helpers/synthetic-weights';
-import { writeTorchZip } from '../helpers/torch-zip';
+import { torchvisionEntries, writeSyntheticCheckpoint } from '../helpers/state-dicts';
 
 const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
@@ -20,17 +18,6 @@ function run(args: string[]) {
     env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
   });
 }
-
-const writeWeights = (path: string, entries: Entries) =>
-  writeTorchZip(
-    path,
-    entries.map(([key, shape]) => ({
-      key,
-      shape,
-      values: syntheticValues(key, shape),
-      ...(key.endsWith('num_batches_tracked') ? { dtype: 'int64' as const } : {}),
-    })),
-  );
 
 let dir: string;
 let photos: string;
@@ -54,7 +41,7 @@ beforeAll(async () => {
     }
   }
   resnet50 = join(dir, 'resnet50.pth');
-  await writeWeights(resnet50, torchvisionEntries('resnet50'));
+  await writeSyntheticCheckpoint(resnet50, torchvisionEntries('resnet50'));
 }, 120_000);
 
 describe('train from a PyTorch checkpoint on your own photos', () => {
@@ -138,7 +125,7 @@ describe('train from a PyTorch checkpoint on your own photos', () => {
     const notes = join(dir, 'NOTES.txt');
     await writeFile(notes, 'not a checkpoint');
     const r18 = join(dir, 'resnet18.pth');
-    if (!existsSync(r18)) await writeWeights(r18, torchvisionEntries('resnet18'));
+    if (!existsSync(r18)) await writeSyntheticCheckpoint(r18, torchvisionEntries('resnet18'));
     const r50cfg = join(dir, 'r50.json');
     await writeFile(r50cfg, JSON.stringify({ model: { backbone: 'resnet50' } }));
     const out = join(dir, `refused-${Math.random().toString(36).slice(2)}`);

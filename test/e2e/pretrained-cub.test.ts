@@ -11,9 +11,7 @@ import { type LocalStack, startLocalStack } from '../../scripts/local-stack';
 import { CLI, freePort } from '../helpers/backend-process';
 import { CUB_CLASSES, type CubImage, writeCubFixture } from '../helpers/cub-fixture';
 import { jpeg } from '../helpers/image-files';
-import { torchvisionEntries } from '../helpers/state-dicts';
-import { syntheticValues } from '../helpers/synthetic-weights';
-import { writeTorchZip } from '../helpers/torch-zip';
+import { torchvisionEntries, writeSyntheticCheckpoint } from '../helpers/state-dicts';
 
 const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 const COLOURS: [number, number, number][] = [
@@ -47,15 +45,7 @@ describe('CUB preset with a PyTorch ResNet-50 checkpoint', () => {
     const dir = await mkdtemp(join(tmpdir(), 'pp-cub-pretrained-'));
     // What a user brings: torch.save(resnet50().state_dict()) — here synthetic weights in torch's own zip format.
     const weights = join(dir, 'resnet50.pth');
-    await writeTorchZip(
-      weights,
-      torchvisionEntries('resnet50').map(([key, shape]) => ({
-        key,
-        shape,
-        values: syntheticValues(key, shape),
-        ...(key.endsWith('num_batches_tracked') ? { dtype: 'int64' as const } : {}),
-      })),
-    );
+    await writeSyntheticCheckpoint(weights, torchvisionEntries('resnet50'));
     const cub = await writeCubFixture(
       [0, 1, 2].flatMap((c) => [bird(c, true, 0), bird(c, true, 6), bird(c, false, 3)]),
     );

@@ -3,6 +3,7 @@ import { RESNET, type ResnetName } from '../../gpu-backend/src/model/backbones';
 import { torchvisionSlots } from '../../gpu-backend/src/weights/resnet-layout';
 import type { StateDict, TensorEntry } from '../../gpu-backend/src/weights/state-dict';
 import { syntheticValues } from './synthetic-weights';
+import { writeTorchZip } from './torch-zip';
 
 export type Entries = [key: string, shape: number[]][];
 
@@ -34,4 +35,17 @@ export function syntheticStateDict(
     });
   }
   return { file, format: 'torch-zip', entries: map, close: async () => {} };
+}
+
+/** `torch.save(state_dict)` of `entries` filled with the synthetic values, as a user's .pth file. */
+export function writeSyntheticCheckpoint(path: string, entries: Entries): Promise<void> {
+  return writeTorchZip(
+    path,
+    entries.map(([key, shape]) => ({
+      key,
+      shape,
+      values: syntheticValues(key, shape),
+      ...(key.endsWith('num_batches_tracked') ? { dtype: 'int64' as const } : {}),
+    })),
+  );
 }

@@ -26,42 +26,6 @@ class Seeds {
 
 const BN = { momentum: 0.9, epsilon: 1e-5 }; // PyTorch's BatchNorm2d defaults (momentum 0.1 there)
 
-function convBn(
-  x: tf.SymbolicTensor,
-  filters: number,
-  kernel: number,
-  stride: number,
-  seeds: Seeds,
-  name: string,
-  relu: boolean,
-): tf.SymbolicTensor {
-  let y = conv(x, filters, kernel, stride, seeds, `${name}_conv`);
-  y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
-  return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
-}
-
-function conv(
-  x: tf.SymbolicTensor,
-  filters: number,
-  kernel: number,
-  stride: number,
-  seeds: Seeds,
-  name: string,
-  padding: 'same' | 'valid' = 'same',
-): tf.SymbolicTensor {
-  return tf.layers
-    .conv2d({
-      filters,
-      kernelSize: kernel,
-      strides: stride,
-      padding,
-      useBias: false,
-      kernelInitializer: seeds.he(),
-      name,
-    })
-    .apply(x) as tf.SymbolicTensor;
-}
-
 /**
  * PyTorch's symmetric padding: a k×k convolution (or pool) pads (k − 1)/2 on every side. TF's 'same' agrees
  * at stride 1 but at stride 2 on an even side pads only bottom/right (a 7×7/2 stem: 2 before, 3 after), which
@@ -72,8 +36,8 @@ function torchPad(x: tf.SymbolicTensor, kernel: number, name: string): tf.Symbol
   return tf.layers.zeroPadding2d({ padding: [p, p], name }).apply(x) as tf.SymbolicTensor;
 }
 
-/** conv-BN(-ReLU) with PyTorch's padding (see `torchPad`). */
-function torchConvBn(
+/** conv-BN(-ReLU); `padding` 'torch' pads as PyTorch does (`torchPad`), 'tf' as TF's 'same'. */
+function convBn(
   x: tf.SymbolicTensor,
   filters: number,
   kernel: number,
@@ -81,9 +45,20 @@ function torchConvBn(
   seeds: Seeds,
   name: string,
   relu: boolean,
+  padding: 'tf' | 'torch' = 'tf',
 ): tf.SymbolicTensor {
-  if (stride === 1 || kernel === 1) return convBn(x, filters, kernel, stride, seeds, name, relu);
-  let y = conv(torchPad(x, kernel, `${name}_pad`), filters, kernel, stride, seeds, `${name}_conv`, 'valid');
+  const explicit = padding === 'torch' && stride > 1 && kernel > 1;
+  let y = tf.layers
+    .conv2d({
+      filters,
+      kernelSize: kernel,
+      strides: stride,
+      padding: explicit ? 'valid' : 'same',
+      useBias: false,
+      kernelInitializer: seeds.he(),
+      name: `${name}_conv`,
+    })
+    .apply(explicit ? torchPad(x, kernel, `${name}_pad`) : x) as tf.SymbolicTensor;
   y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
 }
@@ -118,7 +93,7 @@ function smallCnn(input: tf.SymbolicTensor, seeds: Seeds): tf.SymbolicTensor {
 
 function basicBlock(x: tf.SymbolicTensor, filters: number, stride: number, seeds: Seeds, name: string) {
   const inC = x.shape[3]!;
-  let y = torchConvBn(x, filters, 3, stride, seeds, `${name}a`, true);
+  let y = convBn(x, filters, 3, stride, seeds, `${name}a`, true, 'torch');
   y = convBn(y, filters, 3, 1, seeds, `${name}b`, false);
   const shortcut =
     stride !== 1 || inC !== filters ? convBn(x, filters, 1, stride, seeds, `${name}down`, false) : x;
@@ -130,7 +105,7 @@ function bottleneck(x: tf.SymbolicTensor, filters: number, stride: number, seeds
   const inC = x.shape[3]!;
   const outC = filters * 4;
   let y = convBn(x, filters, 1, 1, seeds, `${name}a`, true);
-  y = torchConvBn(y, filters, 3, stride, seeds, `${name}b`, true);
+  y = convBn(y, filters, 3, stride, seeds, `${name}b`, true, 'torch');
   y = convBn(y, outC, 1, 1, seeds, `${name}c`, false);
   const shortcut = stride !== 1 || inC !== outC ? convBn(x, outC, 1, stride, seeds, `${name}down`, false) : x;
   const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
@@ -156,7 +131,7 @@ export const isResnet = (name: string): name is ResnetName => (RESNETS as readon
  */
 function resnet(input: tf.SymbolicTensor, name: ResnetName, seeds: Seeds, stages: number): tf.SymbolicTensor {
   const { blocks, bottleneck: useBottleneck } = RESNET[name];
-  let x = torchConvBn(input, 64, 7, 2, seeds, 'stem', true);
+  let x = convBn(input, 64, 7, 2, seeds, 'stem', true, 'torch');
   // Zero padding is −∞ padding here: the pool reads a ReLU's output, which is never negative.
   x = tf.layers
     .maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'stem_pool' })
