@@ -63,7 +63,7 @@ describe('presets', () => {
       slotLogits: 3e-3,
       lastLayer: 1e-4,
     });
-    expect([c.gumbelTime, c.gumbelMax, c.batchSize, c.offlineCopies, c.mixup?.alpha]).toEqual([
+    expect([c.gumbelTime, c.gumbelMax, c.batchSize, c.offlineCopies, c.mixup && c.mixup.alpha]).toEqual([
       30, 1000, 80, 30, 0.5,
     ]);
     expect(c.lrStep).toEqual({ every: 5, gamma: 0.1 });
@@ -77,7 +77,11 @@ describe('presets', () => {
     });
     expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).model.prototypes).toBe(20);
     expect(TrainConfig.parse(presetConfig('finetune-resnet50', 100)).model.prototypes).toBe(102);
-    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).mixup).toBeUndefined();
+    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).mixup).toBe(false);
+    // A config file switches off what a preset turns on.
+    expect(TrainConfig.parse(mergeConfig(presetConfig('cub-resnet34', 200), { mixup: false })).mixup).toBe(
+      false,
+    );
   });
 
   it('normalises with the images’ statistics unless weights or a convention are given', () => {

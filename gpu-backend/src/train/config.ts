@@ -151,7 +151,8 @@ export const TrainConfig = z
       .strict()
       .optional(),
     /** Mixup (λ ~ Beta(α, α)) as in the published runs; off by default for short schedules. */
-    mixup: z.object({ alpha: z.number().positive() }).strict().optional(),
+    // `false` switches off the mixup a preset turns on.
+    mixup: z.union([z.literal(false), z.object({ alpha: z.number().positive() }).strict()]).optional(),
     limits: z
       .object({ train: z.number().int().min(1).optional(), test: z.number().int().min(1).optional() })
       .strict()

@@ -74,7 +74,7 @@ export const PRESETS: Record<string, Preset> = {
         epochs: { warmup: 2, joint: 10, lastLayer: 3 },
         gumbelTime: 8,
         offlineCopies: 0,
-        mixup: undefined,
+        mixup: false,
         augment: true,
       };
     },
@@ -85,7 +85,5 @@ export const PRESETS: Record<string, Preset> = {
 export function presetConfig(name: string, classes: number): Record<string, unknown> {
   const preset = PRESETS[name];
   if (!preset) throw new Error(`unknown preset "${name}" (known: ${Object.keys(PRESETS).join(', ')})`);
-  const config = preset.config(classes);
-  // JSON round trip: drops the `undefined` a recipe uses to switch off a field of the one it shortens.
-  return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  return preset.config(classes);
 }
