@@ -63,9 +63,13 @@ describe('presets', () => {
       slotLogits: 3e-3,
       lastLayer: 1e-4,
     });
-    expect([c.gumbelTime, c.gumbelMax, c.batchSize, c.offlineCopies, c.mixup && c.mixup.alpha]).toEqual([
-      30, 1000, 80, 30, 0.5,
-    ]);
+    expect([
+      c.gumbelTime,
+      c.gumbelMax,
+      c.batchSize,
+      c.offlineCopies,
+      c.mixup === false ? 'off' : c.mixup?.alpha,
+    ]).toEqual([30, 1000, 80, 30, 0.5]);
     expect(c.lrStep).toEqual({ every: 5, gamma: 0.1 });
     expect(normalisationOf(c.model)).toEqual({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
   });
