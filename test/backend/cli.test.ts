@@ -132,3 +132,45 @@ describe('protopool CLI', () => {
     });
   });
 });
+
+describe('stopping a training run', () => {
+  it('SIGINT mid-epoch stops after the current step, not at the end of the epoch', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pp-sigint-'));
+    const out = join(dir, 'out');
+    const config = join(dir, 'long-epoch.json');
+    // One joint epoch of ~60 steps over cached images: the case where the loop never yielded before.
+    await writeFile(
+      config,
+      JSON.stringify({
+        ...TINY,
+        epochs: { warmup: 0, joint: 2, lastLayer: 0 },
+        limits: { train: 2000, test: 64 },
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      [CLI, 'train', '--data', 'fashion-mnist:embedded', '--out', out, '--config', config],
+      {
+        env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (c) => {
+      stderr += String(c);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // The progress bar's first step: training is under way inside epoch 1.
+    while (!/epoch 1\/2 joint\s+\S+ [1-9]\d*\/\d+/.test(stderr)) {
+      if (child.exitCode !== null) throw new Error(`training ended early:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code).toBe(1);
+    expect(stderr).toContain('SIGINT: stopping after this step');
+    expect(stderr).toMatch(/training stopped during epoch 1; 0 epoch\(s\) are checkpointed/);
+    // Stopped inside the epoch: it was never finished, evaluated or checkpointed.
+    expect((await events(out)).filter((e) => e.event === 'epoch')).toEqual([]);
+  });
+});

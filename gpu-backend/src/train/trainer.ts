@@ -1,5 +1,6 @@
 // The phased ProtoPool trainer: warm-up, joint, projection, last-layer fine-tuning; checkpoint every epoch.
 import { join } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import * as tf from '@tensorflow/tfjs';
 import { augmentBatch, offlineAugmented } from '../data/augment';
 import { type Batch, type Dataset, limitSplit, type Split } from '../data/dataset';
@@ -376,6 +377,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         for (const [k, v] of Object.entries(r.parts))
           partSums[k] = (partSums[k] ?? 0) + v * batch.labels.length;
         step++;
+        // A macrotask turn: with every image cached the loop only awaits settled promises, and a signal
+        // handler (Ctrl-C, SIGTERM from SageMaker or spot capacity) would not run until the epoch ended.
+        await setImmediate();
         if (options.signal?.aborted) {
           throw new TrainingStopped(
             `training stopped during epoch ${epoch + 1}; ${state.epochsCompleted} epoch(s) are checkpointed in ${outDir} (continue with --resume)`,
