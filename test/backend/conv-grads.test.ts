@@ -33,6 +33,8 @@ const cases: Case[] = [
   { x: [2, 6, 6, 4], k: 3, co: 3, s: 2, pad: 'valid' },
   { x: [2, 3, 4, 3], k: 3, co: 2, s: 2, pad: 1 },
   { x: [2, 4, 4, 6], k: 1, co: 4, s: 2, pad: 'same' },
+  // A 1×1 input map (a ResNet's layer4 at 32 px): one input cell to scatter into.
+  { x: [2, 1, 1, 4], k: 3, co: 3, s: 1, pad: 'same' },
   // Larger strided maps take the polyphase input gradient.
   { x: [2, 9, 9, 3], k: 5, co: 4, s: 2, pad: 'same' },
   { x: [2, 9, 10, 3], k: 3, co: 4, s: 2, pad: 1 },

@@ -17,6 +17,8 @@ import { initEngine } from '../../gpu-backend/src/engine';
 import { exists } from '../../gpu-backend/src/io/files';
 import { loadModelDir, readManifest, verifyFiles } from '../../gpu-backend/src/io/model-files';
 import { TrainConfig } from '../../gpu-backend/src/train/config';
+import { flat, png } from '../helpers/image-files';
+import { torchvisionEntries, writeSyntheticCheckpoint } from '../helpers/state-dicts';
 
 const paths = sageMakerPaths('/opt/ml');
 const map = (raw: unknown) => trainingJobFromHyperparameters(raw, paths);
@@ -32,11 +34,14 @@ const refusal = (raw: unknown) => {
 
 describe('hyperparameters → training job', () => {
   it('defaults: Fashion-MNIST from the train channel, the default config', () => {
-    expect(map({})).toEqual({
+    const job = map({});
+    expect(job).toEqual({
       config: TrainConfig.parse({}),
+      configFor: expect.any(Function),
       dataSpec: 'fashion-mnist:/opt/ml/input/data/train',
       channel: 'train',
     });
+    expect(job.configFor(10)).toEqual(job.config);
   });
 
   it('parses SageMaker string values into the config fields, by dotted path or by train-flag name', () => {
@@ -96,10 +101,36 @@ describe('hyperparameters → training job', () => {
   it('refuses unknown keys, naming the key and listing the known ones', () => {
     const message = refusal({ epochs: '2', learning_rate: '0.1' });
     expect(message).toMatch(
-      /^unknown hyperparameter "learning_rate" \(known: data, channel, config, epochs, /,
+      /^unknown hyperparameter "learning_rate" \(known: data, channel, config, preset, epochs, /,
     );
     expect(message).toContain('lr.backbone');
     expect(refusal({ 'model.nope': '1' })).toMatch(/^unknown hyperparameter "model.nope"/);
+  });
+
+  it('takes a preset, a checkpoint from an input channel and a normalisation, as `protopool train` does', () => {
+    const job = map({
+      preset: 'cub-resnet34',
+      'model.weights': 'weights/resnet34.pth',
+      epochs: '2',
+      'mixup.alpha': '0.2',
+    });
+    expect(job.config.model).toMatchObject({
+      backbone: 'resnet34',
+      prototypes: 202,
+      weights: '/opt/ml/input/data/weights/resnet34.pth',
+      normalise: 'imagenet',
+    });
+    expect(job.config.epochs).toEqual({ warmup: 10, joint: 2, lastLayer: 25 });
+    expect(job.config.mixup).toEqual({ alpha: 0.2 });
+    // The fine-tuning preset sizes its pool from the data's classes, known once the data is open.
+    expect(map({ preset: 'finetune-resnet50' }).configFor(40).model.prototypes).toBe(42);
+    expect(map({ 'model.normalise': 'imagenet', 'model.weights': '/w.pth' }).config.model).toMatchObject({
+      normalise: 'imagenet',
+      weights: '/w.pth',
+    });
+    expect(refusal({ preset: 'imagenet-vit' })).toMatch(
+      /^hyperparameter "preset": unknown "imagenet-vit" \(known: cub-resnet50-inat/,
+    );
   });
 
   it('names the key whose value is wrong', () => {
@@ -181,6 +212,38 @@ describe('the training entry (runTrainingJob, protopool sagemaker-train)', () =>
     expect(await exists(join(p.checkpoints, 'checkpoints', 'LATEST'))).toBe(true);
     expect(await exists(p.failure)).toBe(false);
     expect(lines.join('\n')).toContain('data: ');
+  });
+
+  it('starts from a PyTorch checkpoint in its own channel and normalises as the checkpoint expects', async () => {
+    const p = await sageMakerRoot(
+      {
+        ...tiny,
+        data: 'imagefolder?size=32',
+        'model.backbone': 'resnet18',
+        'model.weights': 'weights/resnet18.pth',
+      },
+      'train',
+    );
+    const folder = p.channel('train');
+    await rm(folder, { recursive: true });
+    for (const [name, colour] of [
+      ['red', [200, 30, 30]],
+      ['blue', [30, 40, 210]],
+    ] as const) {
+      for (const split of ['train', 'test']) {
+        await mkdir(join(folder, split, name), { recursive: true });
+        await writeFile(join(folder, split, name, 'a.png'), png('rgb', 8, 8, flat(8, 8, colour)));
+      }
+    }
+    await mkdir(p.channel('weights'), { recursive: true });
+    await writeSyntheticCheckpoint(
+      join(p.channel('weights'), 'resnet18.pth'),
+      torchvisionEntries('resnet18'),
+    );
+    await runTrainingJob({ root: p.root, engine: 'wasm' });
+    const manifest = await readManifest(p.model);
+    expect(manifest.input).toMatchObject({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    expect(manifest.architecture.backbone).toBe('resnet18');
   });
 
   it('writes output/failure naming the problem when the job cannot start', async () => {

@@ -1,12 +1,13 @@
 // SageMaker training-job conventions: hyperparameters.json → TrainConfig, data channels, /opt/ml/model, failure file.
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { z } from 'zod';
 import { openDataset } from '../data/specs';
 import { type EngineInfo, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { latestCheckpoint } from '../train/checkpoint';
-import { TrainConfig } from '../train/config';
+import { mergeConfig, normalisationOf, TrainConfig } from '../train/config';
+import { PRESETS, presetConfig } from '../train/presets';
 import { type TrainEvents, TrainingStopped, type TrainResult, train } from '../train/trainer';
 
 export const SAGEMAKER_ROOT = '/opt/ml';
@@ -34,7 +35,7 @@ export class HyperparameterError extends Error {
 }
 
 /** Keys that are not TrainConfig paths. */
-const SPECIAL = ['data', 'channel', 'config'] as const;
+const SPECIAL = ['data', 'channel', 'config', 'preset'] as const;
 /** The `protopool train` flag names, for people who think in flags. */
 const ALIASES: Record<string, string> = {
   epochs: 'epochs.joint',
@@ -49,7 +50,7 @@ const CHANNEL = /^[A-Za-z0-9._-]{1,64}$/;
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
 type Leaf = 'number' | 'string';
-type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType> };
+type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType>; options?: z.ZodType[] };
 
 /** The settable leaves of TrainConfig as dotted paths ("lr.backbone" → number), read off the schema. */
 function configLeaves(): Map<string, Leaf> {
@@ -59,7 +60,10 @@ function configLeaves(): Map<string, Leaf> {
     while ((def.type === 'default' || def.type === 'prefault' || def.type === 'optional') && def.innerType) {
       def = def.innerType._zod.def as Def;
     }
-    if (def.type === 'object' && def.shape) {
+    if (def.type === 'union' && def.options) {
+      // e.g. mixup (false | {alpha}) and model.normalise ('data' | 'imagenet' | {mean, std}).
+      for (const option of def.options) walk(option, prefix);
+    } else if (def.type === 'object' && def.shape) {
       for (const [key, child] of Object.entries(def.shape)) walk(child, prefix ? `${prefix}.${key}` : key);
     } else if (def.type === 'number') {
       leaves.set(prefix, 'number');
@@ -106,7 +110,10 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 }
 
 export interface TrainingJob {
+  /** Checked with the preset sized for two classes; `configFor` gives the one for the data's classes. */
   config: TrainConfig;
+  /** The config for `classes` classes (a preset may size its pool from them). */
+  configFor(classes: number): TrainConfig;
   /** The data spec for `openDataset`. */
   dataSpec: string;
   /** The channel the data comes from, or undefined when the spec names its own source. */
@@ -118,7 +125,10 @@ export interface TrainingJob {
  *   data     dataset kind, with options: "fashion-mnist", "imagefolder?size=64", "cub"… read from the channel;
  *            a spec with its own source ("fashion-mnist:embedded", "parts:7", "parts") is used as it is.
  *   channel  input channel holding the data [train] → <root>/input/data/<channel>
+ *   preset   a `train --preset` recipe (cub-resnet50-inat, …); `config` and the keys below override it
  *   config   a whole TrainConfig as JSON; the keys below override its fields
+ *   model.weights  a PyTorch checkpoint; a relative path is read from the input channels
+ *            ("weights/resnet50.pth" → <root>/input/data/weights/resnet50.pth)
  *   <path>   any TrainConfig field as a dotted path: seed, batchSize, model.prototypes, lr.backbone, mixup.alpha…
  *   epochs, warmup-epochs, last-layer-epochs, batch-size, train-limit, test-limit: as the `train` flags.
  * Keys starting with "sagemaker_" or "_" are set by SageMaker itself (e.g. _tuning_objective_metric) and skipped.
@@ -176,15 +186,28 @@ export function trainingJobFromHyperparameters(raw: unknown, paths: SageMakerPat
       path.split('.').reduce<unknown>((n, k) => (n as Record<string, unknown>)[k], values),
     );
   }
-  const parsed = TrainConfig.safeParse(merged);
-  if (!parsed.success) {
+  const weights = (merged.model as { weights?: unknown } | undefined)?.weights;
+  if (typeof weights === 'string' && !isAbsolute(weights))
+    setPath(merged, 'model.weights', paths.channel(weights));
+  const preset = special.preset;
+  if (preset !== undefined && !(preset in PRESETS)) {
+    throw new HyperparameterError(
+      `hyperparameter "preset": unknown "${preset}" (known: ${Object.keys(PRESETS).join(', ')})`,
+    );
+  }
+  const configFor = (classes: number): TrainConfig => {
+    const parsed = TrainConfig.safeParse(
+      preset ? mergeConfig(presetConfig(preset, classes), merged) : merged,
+    );
+    if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0]!;
     const path = issue.path.join('.');
-    const key = setBy.get(path) ?? 'config';
+    const key = setBy.get(path) ?? (special.config !== undefined ? 'config' : preset ? 'preset' : 'config');
     throw new HyperparameterError(
       `hyperparameter "${key}"${key === path ? '' : ` (${path || 'root'})`}: ${issue.message}`,
     );
-  }
+  };
+  const config = configFor(2);
 
   const data = special.data ?? 'fashion-mnist';
   const q = data.indexOf('?');
@@ -194,13 +217,13 @@ export function trainingJobFromHyperparameters(raw: unknown, paths: SageMakerPat
     if (special.channel !== undefined) {
       throw new HyperparameterError(`hyperparameter "channel": "data" (${data}) already names its source`);
     }
-    return { config: parsed.data, dataSpec: data, channel: undefined };
+    return { config, configFor, dataSpec: data, channel: undefined };
   }
   const channel = special.channel ?? 'train';
   if (!CHANNEL.test(channel)) {
     throw new HyperparameterError(`hyperparameter "channel": "${channel}" is not a SageMaker channel name`);
   }
-  return { config: parsed.data, dataSpec: `${head}:${paths.channel(channel)}${query}`, channel };
+  return { config, configFor, dataSpec: `${head}:${paths.channel(channel)}${query}`, channel };
 }
 
 /** Reads hyperparameters.json; a run outside SageMaker may have none (all defaults). */
@@ -250,9 +273,18 @@ export async function runTrainingJob(o: TrainingJobOptions = {}): Promise<Traini
         `data channel "${job.channel}" not found at ${paths.channel(job.channel)}: give the training job an input channel of that name, or set the hyperparameter "channel"`,
       );
     }
-    const dataset = await openDataset(job.dataSpec).catch((err: Error) => {
-      throw new HyperparameterError(`data ${job.dataSpec}: ${err.message}`);
-    });
+    if (job.config.model.weights && !(await exists(job.config.model.weights))) {
+      throw new HyperparameterError(
+        `hyperparameter "model.weights": ${job.config.model.weights} not found (give the job a channel holding the checkpoint)`,
+      );
+    }
+    // A pretrained backbone's convention replaces the images' statistics, as `protopool train` does.
+    const normalisation = normalisationOf(job.config.model);
+    const dataset = await openDataset(job.dataSpec, normalisation ? { normalisation } : {}).catch(
+      (err: Error) => {
+        throw new HyperparameterError(`data ${job.dataSpec}: ${err.message}`);
+      },
+    );
     const engine = await initEngine(o.engine);
     const checkpoint = await latestCheckpoint(paths.checkpoints);
     log(`engine: ${engine.description}`);
@@ -260,7 +292,7 @@ export async function runTrainingJob(o: TrainingJobOptions = {}): Promise<Traini
     if (checkpoint) log(`resuming from ${checkpoint}`);
     const result = await train({
       dataset,
-      config: job.config,
+      config: job.configFor(dataset.classes.length),
       outDir: paths.checkpoints,
       resume: checkpoint !== null,
       command: 'protopool sagemaker-train',

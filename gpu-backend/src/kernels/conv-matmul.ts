@@ -90,7 +90,10 @@ export function inputGradByMatMul(
       }
     }
   }
-  const scatter = tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), h * w), 'float32'); // -1: a zero row
+  // -1: a zero row. tf.oneHot refuses depth 1 (a 1×1 input map), so that case takes one column of two.
+  const depth = Math.max(h * w, 2);
+  const hot = tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), depth), 'float32');
+  const scatter = depth === h * w ? hot : tf.slice(hot, [0, 0], [-1, h * w]);
   const dxT = tf.reshape(tf.matMul(zt, scatter), [ci, b, h, w]);
   return tf.transpose(dxT, [1, 2, 3, 0]) as tf.Tensor4D;
 }
