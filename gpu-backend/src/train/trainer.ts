@@ -184,62 +184,64 @@ async function trainStep(
   const vars = groups.flatMap((g) => opt.group(g).variables);
   const seed = deriveSeed(config.seed, epoch, step);
   const w = config.loss;
-  const [lossT, correctT, partsT] = tf.tidy(() => {
-    let images = tf.tensor4d(x, shape);
-    const y = tf.tensor1d(labels, 'int32');
-    let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
-    if (config.mixup && phase !== 'lastLayer') {
-      const rand = mulberry32(seed);
-      const lambda = betaSample(rand, config.mixup.alpha, config.mixup.alpha);
-      const perm = tf.tensor1d(permutation(labels.length, seed ^ 0x5bd1e995), 'int32');
-      images = tf.add(tf.mul(images, lambda), tf.mul(tf.gather(images, perm), 1 - lambda));
-      mix = { labelsB: tf.gather(y, perm), lambda };
-    }
-    const c = model.config;
-    const noise =
-      phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
-    let correct: tf.Scalar | undefined;
-    let parts: tf.Tensor1D | undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const mode = noise
-        ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
-          // the slot assignment before the slot logits have learnt anything.
-          ({
-            kind: 'gumbel',
-            scale: gumbelScale(epoch + step / steps, config.gumbelTime, config.gumbelMax),
-            noise,
-          } as const)
-        : ({ kind: 'inference' } as const);
-      // Checked to exist when training starts.
-      const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
-      const training = phase !== 'lastLayer';
-      const aligned = alignLayer ? model.forwardWithShallow(images, mode, training, alignLayer) : undefined;
-      const r = aligned ?? model.forward(images, mode, training);
-      correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
-      const ce = crossEntropy(r.logits, y, mix);
-      const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
-      if (phase === 'lastLayer') {
-        parts = tf.keep(tf.stack([ce, l1]) as tf.Tensor1D);
-        return tf.add(ce, l1) as tf.Scalar;
+  const [lossT, correctT, partsT] = outOfMemoryNamed(shape, () =>
+    tf.tidy(() => {
+      let images = tf.tensor4d(x, shape);
+      const y = tf.tensor1d(labels, 'int32');
+      let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
+      if (config.mixup && phase !== 'lastLayer') {
+        const rand = mulberry32(seed);
+        const lambda = betaSample(rand, config.mixup.alpha, config.mixup.alpha);
+        const perm = tf.tensor1d(permutation(labels.length, seed ^ 0x5bd1e995), 'int32');
+        images = tf.add(tf.mul(images, lambda), tf.mul(tf.gather(images, perm), 1 - lambda));
+        mix = { labelsB: tf.gather(y, perm), lambda };
       }
-      const depth = c.depth;
-      // Under mixup the distance losses follow the first image's label, as the reference code does.
-      const clst = clusterLoss(r.minDistances, r.q, y, depth);
-      const sep = separationLoss(r.minDistances, r.q, y, depth);
-      const ortho = orthogonalityLoss(model.head.slotLogits);
-      const logged = [ce, l1, clst, sep, ortho];
-      const terms = [ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)];
-      if (aligned) {
-        const align = alignmentLoss(aligned.shallow, aligned.z);
-        logged.push(align);
-        terms.push(tf.mul(align, w.align));
-      }
-      parts = tf.keep(tf.stack(logged) as tf.Tensor1D);
-      return tf.addN(terms) as tf.Scalar;
-    }, vars);
-    opt.apply(grads, groups);
-    return [value, correct!, parts!];
-  });
+      const c = model.config;
+      const noise =
+        phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
+      let correct: tf.Scalar | undefined;
+      let parts: tf.Tensor1D | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const mode = noise
+          ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
+            // the slot assignment before the slot logits have learnt anything.
+            ({
+              kind: 'gumbel',
+              scale: gumbelScale(epoch + step / steps, config.gumbelTime, config.gumbelMax),
+              noise,
+            } as const)
+          : ({ kind: 'inference' } as const);
+        // Checked to exist when training starts.
+        const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
+        const training = phase !== 'lastLayer';
+        const aligned = alignLayer ? model.forwardWithShallow(images, mode, training, alignLayer) : undefined;
+        const r = aligned ?? model.forward(images, mode, training);
+        correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
+        const ce = crossEntropy(r.logits, y, mix);
+        const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
+        if (phase === 'lastLayer') {
+          parts = tf.keep(tf.stack([ce, l1]) as tf.Tensor1D);
+          return tf.add(ce, l1) as tf.Scalar;
+        }
+        const depth = c.depth;
+        // Under mixup the distance losses follow the first image's label, as the reference code does.
+        const clst = clusterLoss(r.minDistances, r.q, y, depth);
+        const sep = separationLoss(r.minDistances, r.q, y, depth);
+        const ortho = orthogonalityLoss(model.head.slotLogits);
+        const logged = [ce, l1, clst, sep, ortho];
+        const terms = [ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)];
+        if (aligned) {
+          const align = alignmentLoss(aligned.shallow, aligned.z);
+          logged.push(align);
+          terms.push(tf.mul(align, w.align));
+        }
+        parts = tf.keep(tf.stack(logged) as tf.Tensor1D);
+        return tf.addN(terms) as tf.Scalar;
+      }, vars);
+      opt.apply(grads, groups);
+      return [value, correct!, parts!];
+    }),
+  );
   const [loss, correct, partValues] = await Promise.all([lossT.data(), correctT.data(), partsT.data()]);
   tf.dispose([lossT, correctT, partsT]);
   const names = ['ce', 'l1', 'clst', 'sep', 'ortho', 'align'];
@@ -247,6 +249,24 @@ async function trainStep(
   if (!Number.isFinite(loss[0]!))
     throw new Error(`training diverged: loss is ${loss[0]} at epoch ${epoch + 1}, step ${step + 1}`);
   return { loss: loss[0]!, correct: correct[0]!, parts };
+}
+
+/**
+ * wasm's heap stops at 4 GB, and an allocation past it surfaces as a bare WebAssembly.RuntimeError ("memory
+ * access out of bounds", "table index is out of bounds") from whichever kernel asked. Measured: ResNet-50 at
+ * 224 px trains at batch 4 and fails at 6. Say so, and what to change.
+ */
+function outOfMemoryNamed<T>(shape: readonly number[], step: () => T): T {
+  try {
+    return step();
+  } catch (err) {
+    // WebAssembly.RuntimeError (this package's types do not declare the WebAssembly namespace).
+    if (!(err instanceof Error) || err.name !== 'RuntimeError') throw err;
+    const [b, h, w] = shape;
+    throw new Error(
+      `the wasm engine failed in a training step at batch ${b}, ${h}×${w} px (${err.message}): most likely its 4 GB heap is full. Use a smaller --batch-size (ResNet-50 at 224 px trains at 4 on wasm) or a native engine (--engine tensorflow-gpu)`,
+    );
+  }
 }
 
 /** The shallow layer for `loss.align`: the configured one, else the built-in backbone's default. */
