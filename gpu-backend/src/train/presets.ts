@@ -70,7 +70,8 @@ export const PRESETS: Record<string, Preset> = {
       return {
         ...base,
         model: { ...base.model, slotsPerClass: 5 },
-        batchSize: 32,
+        // wasm's 4 GB heap holds a ResNet-50 training step at 224 px up to batch 5; a native engine takes more.
+        batchSize: 4,
         epochs: { warmup: 2, joint: 10, lastLayer: 3 },
         gumbelTime: 8,
         offlineCopies: 0,
