@@ -8,7 +8,14 @@ import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
 import { gumbelNoise, gumbelScale, hardAssignment } from '../model/assignment';
-import { buildBackbone, cutAtLayer, isResnet, shallowLayer } from '../model/backbones';
+import {
+  type BackboneName,
+  buildBackbone,
+  cutAtLayer,
+  isResnet,
+  type ResnetName,
+  shallowLayer,
+} from '../model/backbones';
 import { alignmentLoss } from '../model/feature-alignment';
 import { HEAD_DEFAULTS } from '../model/head';
 import { clusterLoss, crossEntropy, lastLayerL1, orthogonalityLoss, separationLoss } from '../model/losses';
@@ -114,10 +121,10 @@ async function buildModel(
       `model.${m.weights ? 'weights' : 'stages'}: only a ResNet backbone (resnet18, resnet34, resnet50) ${m.weights ? 'loads a PyTorch checkpoint' : 'has stages'}, not "${m.backbone}"`,
     );
   }
-  if (m.weights && isResnet(m.backbone)) {
+  if (m.weights) {
     const dict = await readCheckpoint(m.weights);
     try {
-      const opts = { arch: m.backbone, inputShape, stages: m.stages, seed: config.seed };
+      const opts = { arch: m.backbone as ResnetName, inputShape, stages: m.stages, seed: config.seed };
       const { backbone, report } = await importResnet(dict, opts);
       return {
         model: ProtoPoolModel.create(modelConfig, backbone),
@@ -127,11 +134,9 @@ async function buildModel(
       await dict.close();
     }
   }
-  if (isResnet(m.backbone) && m.stages < 4) {
-    const trunk = buildBackbone({ name: m.backbone, inputShape, seed: config.seed, stages: m.stages });
-    return { model: ProtoPoolModel.create(modelConfig, trunk) };
-  }
-  return { model: ProtoPoolModel.create(modelConfig) };
+  const name = m.backbone as BackboneName;
+  const trunk = buildBackbone({ name, inputShape, seed: config.seed, stages: m.stages });
+  return { model: ProtoPoolModel.create(modelConfig, trunk) };
 }
 
 function makeOptimizer(model: ProtoPoolModel, config: TrainConfig): GroupedAdam {
