@@ -82,6 +82,10 @@ describe('presets', () => {
     expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).model.prototypes).toBe(20);
     expect(TrainConfig.parse(presetConfig('finetune-resnet50', 100)).model.prototypes).toBe(102);
     expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5)).mixup).toBe(false);
+    expect(TrainConfig.parse(presetConfig('finetune-resnet50', 5))).toMatchObject({
+      batchSize: 32,
+      microBatch: 4,
+    });
     // A config file switches off what a preset turns on.
     expect(TrainConfig.parse(mergeConfig(presetConfig('cub-resnet34', 200), { mixup: false })).mixup).toBe(
       false,

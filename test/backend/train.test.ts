@@ -283,3 +283,56 @@ describe('training', () => {
     model.dispose();
   });
 });
+
+describe('micro-batches (gradient accumulation)', () => {
+  /** Trains from the same start with `microBatch`; returns the train log's epoch losses and the last layer. */
+  async function run(microBatch: number, epochs: { warmup: number; joint: number; lastLayer: number }) {
+    const config = TrainConfig.parse({
+      ...TINY_CONFIG,
+      seed: 4,
+      microBatch,
+      epochs,
+      epochSize: 64,
+      batchSize: 32,
+      limits: { train: 64, test: 32 },
+    });
+    const losses: number[] = [];
+    const result = await train({
+      dataset,
+      config,
+      outDir: await tmp(`micro-${microBatch}`),
+      resume: false,
+      command: 'test',
+      events: { onEpochEnd: (r) => losses.push(r.trainLoss) },
+    });
+    const { model } = await loadModelDir(result.modelDir);
+    const lastLayer = await model.head.lastLayer.data();
+    model.dispose();
+    return { losses, lastLayer };
+  }
+
+  it('sums chunk gradients into the batch mean: with batch norm frozen, chunks of 5 train as whole batches', async () => {
+    // Last-layer fine-tuning runs batch norm on its running statistics, so chunking changes nothing but the
+    // order of the sums: the same losses and weights to float rounding.
+    const before = tf.memory().numTensors;
+    const whole = await run(0, { warmup: 0, joint: 0, lastLayer: 2 });
+    const chunked = await run(5, { warmup: 0, joint: 0, lastLayer: 2 });
+    expect(chunked.losses).toHaveLength(2);
+    for (const [i, l] of whole.losses.entries()) expect(chunked.losses[i]).toBeCloseTo(l, 5);
+    let diff = 0;
+    for (const [i, v] of whole.lastLayer.entries())
+      diff = Math.max(diff, Math.abs(v - chunked.lastLayer[i]!));
+    expect(diff).toBeLessThan(1e-6);
+    // Not vacuous: fine-tuning moved the last layer off its initial 1/0 identity.
+    expect(whole.lastLayer.some((v) => v !== 0 && v !== 1)).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('trains the joint phase in chunks (batch norm on each chunk) to a finite loss, leaking nothing', async () => {
+    const before = tf.memory().numTensors;
+    const chunked = await run(8, { warmup: 0, joint: 1, lastLayer: 0 });
+    expect(chunked.losses).toHaveLength(1);
+    expect(Number.isFinite(chunked.losses[0])).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

@@ -47,6 +47,12 @@ export const TrainConfig = z
       .prefault({}),
     batchSize: z.number().int().min(1).max(4096).default(64),
     /**
+     * Gradient accumulation: each batch runs as chunks of at most this many images whose gradients are summed
+     * before one optimizer step, so a batch larger than the engine's memory (wasm's 4 GB heap holds a ResNet-50
+     * step at 224 px up to 5 images) keeps its size. Batch norm sees each chunk's statistics. 0: whole batches.
+     */
+    microBatch: z.number().int().min(0).max(4096).default(0),
+    /**
      * Images per epoch, drawn afresh (seeded) from the whole training split each epoch, so an epoch has
      * the same cost on the 10k embedded subset and on the full 60k set. 0 = the whole split.
      */

@@ -70,8 +70,9 @@ export const PRESETS: Record<string, Preset> = {
       return {
         ...base,
         model: { ...base.model, slotsPerClass: 5 },
-        // wasm's 4 GB heap holds a ResNet-50 training step at 224 px up to batch 5; a native engine takes more.
-        batchSize: 4,
+        // wasm's 4 GB heap holds a ResNet-50 training step at 224 px up to 5 images: batches of 32 as chunks of 4.
+        batchSize: 32,
+        microBatch: 4,
         epochs: { warmup: 2, joint: 10, lastLayer: 3 },
         gumbelTime: 8,
         offlineCopies: 0,

@@ -189,64 +189,101 @@ async function trainStep(
   const vars = groups.flatMap((g) => opt.group(g).variables);
   const seed = deriveSeed(config.seed, epoch, step);
   const w = config.loss;
-  const [lossT, correctT, partsT] = outOfMemoryNamed(shape, () =>
-    tf.tidy(() => {
-      let images = tf.tensor4d(x, shape);
-      const y = tf.tensor1d(labels, 'int32');
-      let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
-      if (config.mixup && phase !== 'lastLayer') {
-        const rand = mulberry32(seed);
-        const lambda = betaSample(rand, config.mixup.alpha, config.mixup.alpha);
-        const perm = tf.tensor1d(permutation(labels.length, seed ^ 0x5bd1e995), 'int32');
-        images = tf.add(tf.mul(images, lambda), tf.mul(tf.gather(images, perm), 1 - lambda));
-        mix = { labelsB: tf.gather(y, perm), lambda };
+  const c = model.config;
+  const n = labels.length;
+  const [, h, wd, ch] = shape;
+  const perImage = h * wd * ch;
+  // One Gumbel draw and one mixup λ per step, whatever the micro-batches.
+  const noise = phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
+  const lambda =
+    config.mixup && phase !== 'lastLayer'
+      ? betaSample(mulberry32(seed), config.mixup.alpha, config.mixup.alpha)
+      : undefined;
+  const micro = config.microBatch > 0 ? config.microBatch : n;
+  let summed: tf.NamedTensorMap | undefined;
+  const totals: tf.Tensor[] = [];
+  try {
+    for (let start = 0, chunk = 0; start < n; start += micro, chunk++) {
+      const end = Math.min(n, start + micro);
+      // Each chunk's loss is weighted by its share, so the summed gradients are the batch mean's.
+      const share = (end - start) / n;
+      const chunkShape: [number, number, number, number] = [end - start, h, wd, ch];
+      const result = outOfMemoryNamed(chunkShape, () =>
+        tf.tidy(() => {
+          let images = tf.tensor4d(x.subarray(start * perImage, end * perImage), chunkShape);
+          const y = tf.tensor1d(labels.subarray(start, end), 'int32');
+          let mix: { labelsB: tf.Tensor1D; lambda: number } | undefined;
+          if (lambda !== undefined) {
+            const perm = tf.tensor1d(permutation(end - start, (seed ^ 0x5bd1e995) + chunk), 'int32');
+            images = tf.add(tf.mul(images, lambda), tf.mul(tf.gather(images, perm), 1 - lambda));
+            mix = { labelsB: tf.gather(y, perm), lambda };
+          }
+          let correct: tf.Scalar | undefined;
+          let parts: tf.Tensor1D | undefined;
+          const { value, grads } = tf.variableGrads(() => {
+            const mode = noise
+              ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
+                // the slot assignment before the slot logits have learnt anything.
+                ({
+                  kind: 'gumbel',
+                  scale: gumbelScale(epoch + step / steps, config.gumbelTime, config.gumbelMax),
+                  noise,
+                } as const)
+              : ({ kind: 'inference' } as const);
+            // Checked to exist when training starts.
+            const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
+            const training = phase !== 'lastLayer';
+            const aligned = alignLayer
+              ? model.forwardWithShallow(images, mode, training, alignLayer)
+              : undefined;
+            const r = aligned ?? model.forward(images, mode, training);
+            correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
+            const ce = crossEntropy(r.logits, y, mix);
+            const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
+            const logged = [ce, l1];
+            const terms = [ce, l1];
+            if (phase !== 'lastLayer') {
+              // Under mixup the distance losses follow the first image's label, as the reference code does.
+              const clst = clusterLoss(r.minDistances, r.q, y, c.depth);
+              const sep = separationLoss(r.minDistances, r.q, y, c.depth);
+              const ortho = orthogonalityLoss(model.head.slotLogits);
+              logged.push(clst, sep, ortho);
+              terms.push(tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho));
+              if (aligned) {
+                const align = alignmentLoss(aligned.shallow, aligned.z);
+                logged.push(align);
+                terms.push(tf.mul(align, w.align));
+              }
+            }
+            parts = tf.keep(tf.mul(tf.stack(logged), share) as tf.Tensor1D);
+            const total = tf.addN(terms) as tf.Scalar;
+            return share === 1 ? total : (tf.mul(total, share) as tf.Scalar);
+          }, vars);
+          return { grads, totals: [value, correct!, parts!] };
+        }),
+      );
+      if (!summed) summed = result.grads;
+      else {
+        for (const [name, g] of Object.entries(result.grads)) {
+          const before = summed[name]!;
+          summed[name] = tf.add(before, g);
+          tf.dispose([before, g]);
+        }
       }
-      const c = model.config;
-      const noise =
-        phase === 'lastLayer' ? null : gumbelNoise([c.classes, c.prototypes, c.slotsPerClass], seed);
-      let correct: tf.Scalar | undefined;
-      let parts: tf.Tensor1D | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const mode = noise
-          ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
-            // the slot assignment before the slot logits have learnt anything.
-            ({
-              kind: 'gumbel',
-              scale: gumbelScale(epoch + step / steps, config.gumbelTime, config.gumbelMax),
-              noise,
-            } as const)
-          : ({ kind: 'inference' } as const);
-        // Checked to exist when training starts.
-        const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
-        const training = phase !== 'lastLayer';
-        const aligned = alignLayer ? model.forwardWithShallow(images, mode, training, alignLayer) : undefined;
-        const r = aligned ?? model.forward(images, mode, training);
-        correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
-        const ce = crossEntropy(r.logits, y, mix);
-        const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
-        if (phase === 'lastLayer') {
-          parts = tf.keep(tf.stack([ce, l1]) as tf.Tensor1D);
-          return tf.add(ce, l1) as tf.Scalar;
+      if (!totals.length) totals.push(...result.totals);
+      else {
+        for (const [i, t] of result.totals.entries()) {
+          const before = totals[i]!;
+          totals[i] = tf.add(before, t);
+          tf.dispose([before, t]);
         }
-        const depth = c.depth;
-        // Under mixup the distance losses follow the first image's label, as the reference code does.
-        const clst = clusterLoss(r.minDistances, r.q, y, depth);
-        const sep = separationLoss(r.minDistances, r.q, y, depth);
-        const ortho = orthogonalityLoss(model.head.slotLogits);
-        const logged = [ce, l1, clst, sep, ortho];
-        const terms = [ce, l1, tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho)];
-        if (aligned) {
-          const align = alignmentLoss(aligned.shallow, aligned.z);
-          logged.push(align);
-          terms.push(tf.mul(align, w.align));
-        }
-        parts = tf.keep(tf.stack(logged) as tf.Tensor1D);
-        return tf.addN(terms) as tf.Scalar;
-      }, vars);
-      opt.apply(grads, groups);
-      return [value, correct!, parts!];
-    }),
-  );
+      }
+    }
+    opt.apply(summed!, groups);
+  } finally {
+    tf.dispose([...Object.values(summed ?? {}), ...(noise ? [noise] : [])]);
+  }
+  const [lossT, correctT, partsT] = totals as [tf.Tensor, tf.Tensor, tf.Tensor];
   const [loss, correct, partValues] = await Promise.all([lossT.data(), correctT.data(), partsT.data()]);
   tf.dispose([lossT, correctT, partsT]);
   const names = ['ce', 'l1', 'clst', 'sep', 'ortho', 'align'];
@@ -269,7 +306,7 @@ function outOfMemoryNamed<T>(shape: readonly number[], step: () => T): T {
     if (!(err instanceof Error) || err.name !== 'RuntimeError') throw err;
     const [b, h, w] = shape;
     throw new Error(
-      `the wasm engine failed in a training step at batch ${b}, ${h}×${w} px (${err.message}): most likely its 4 GB heap is full. Use a smaller --batch-size (ResNet-50 at 224 px trains at 4 on wasm) or a native engine (--engine tensorflow-gpu)`,
+      `the wasm engine failed in a training step at batch ${b}, ${h}×${w} px (${err.message}): most likely its 4 GB heap is full. Set "microBatch": 4 in the config (gradients accumulate over chunks of 4; ResNet-50 at 224 px fits 4 on wasm), use a smaller --batch-size, or a native engine (--engine tensorflow-gpu)`,
     );
   }
 }
