@@ -152,7 +152,8 @@ export function program(): Command {
           `--preset ${o.preset} starts from a pretrained backbone: pass --weights <file> (${preset.checkpoint})`,
         );
       }
-      if (early.weights && !(await exists(early.weights))) {
+      // A resumed run reads its weights from the checkpoint: the original file may be gone.
+      if (!resumeFrom && early.weights && !(await exists(early.weights))) {
         throw new UsageError(
           `${o.weights ? '--weights' : `${o.config}: field model.weights`}: ${early.weights}: no such file`,
         );
