@@ -16,11 +16,8 @@ import {
 } from './image';
 import { readImage } from './image-node';
 
-/** Per-channel (x − mean) / std after scaling pixels to [0, 1]. */
-export interface Normalisation {
-  mean: number[];
-  std: number[];
-}
+/** Per-channel (x − mean) / std after scaling pixels to [0, 1], as the manifest's input records it. */
+export type Normalisation = Pick<InputSpec, 'mean' | 'std'>;
 
 /** One image as a loader lists it; boxes and parts in the file's own pixel coordinates. */
 export interface ImageEntry {

@@ -202,7 +202,8 @@ export function trainingJobFromHyperparameters(raw: unknown, paths: SageMakerPat
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0]!;
     const path = issue.path.join('.');
-    const key = setBy.get(path) ?? (special.config !== undefined ? 'config' : preset ? 'preset' : 'config');
+    // A field no key set comes from the config JSON or, without one, from the preset.
+    const key = setBy.get(path) ?? (preset && special.config === undefined ? 'preset' : 'config');
     throw new HyperparameterError(
       `hyperparameter "${key}"${key === path ? '' : ` (${path || 'root'})`}: ${issue.message}`,
     );

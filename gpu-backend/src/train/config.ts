@@ -1,6 +1,7 @@
 // The training configuration: a zod schema (so a config file's mistakes are named by field) and defaults.
 import { FocalVariant } from '@protopool/shared';
 import { z } from 'zod';
+import type { Normalisation } from '../data/image-split';
 
 const Rate = z.number().min(0).max(10);
 
@@ -175,7 +176,7 @@ export const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225
 export function normalisationOf(model: {
   weights?: string | undefined;
   normalise?: TrainConfig['model']['normalise'];
-}): { mean: number[]; std: number[] } | undefined {
+}): Normalisation | undefined {
   const n = model.normalise ?? (model.weights ? 'imagenet' : 'data');
   return n === 'data' ? undefined : n === 'imagenet' ? IMAGENET : n;
 }

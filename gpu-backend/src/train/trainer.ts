@@ -13,6 +13,7 @@ import {
   buildBackbone,
   cutAtLayer,
   isResnet,
+  RESNETS,
   type ResnetName,
   shallowLayer,
 } from '../model/backbones';
@@ -118,7 +119,7 @@ async function buildModel(
   }
   if (!isResnet(m.backbone) && (m.weights || m.stages < 4)) {
     throw new Error(
-      `model.${m.weights ? 'weights' : 'stages'}: only a ResNet backbone (resnet18, resnet34, resnet50) ${m.weights ? 'loads a PyTorch checkpoint' : 'has stages'}, not "${m.backbone}"`,
+      `model.${m.weights ? 'weights' : 'stages'}: only a ResNet backbone (${RESNETS.join(', ')}) ${m.weights ? 'loads a PyTorch checkpoint' : 'has stages'}, not "${m.backbone}"`,
     );
   }
   if (m.weights) {
