@@ -1,4 +1,5 @@
-// Per-kernel profile of one training step: `npx tsx bench/profile-step.ts resnet18 64` (THREADS=2 threaded wasm, TOP=30 slowest calls).
+// Per-kernel profile of one backbone training step: `npx tsx bench/profile-step.ts resnet18 64`
+// (ENGINE=native|wasm, BATCH=50; THREADS=2 threaded wasm; TOP=30 slowest calls).
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../gpu-backend/src/engine';
 import { enableWasmThreads } from '../gpu-backend/src/kernels/threaded-wasm';
@@ -8,9 +9,9 @@ const name = (process.argv[2] ?? 'resnet18') as 'resnet18';
 const size = Number(process.argv[3] ?? 64);
 if (Number(process.env.THREADS ?? 1) > 1)
   console.log('threads', await enableWasmThreads(Number(process.env.THREADS)));
-await initEngine('wasm');
+await initEngine(process.env.ENGINE ?? 'wasm');
 const m = buildBackbone({ name, inputShape: [size, size, 3], seed: 1 });
-const x = tf.randomNormal([32, size, size, 3], 0, 1, 'float32', 1);
+const x = tf.randomNormal([Number(process.env.BATCH ?? 32), size, size, 3], 0, 1, 'float32', 1);
 const vars = m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
 const opt = tf.train.adam(1e-3);
 const step = () => {

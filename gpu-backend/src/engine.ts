@@ -1,20 +1,24 @@
-// Picks the TF.js engine once at start-up: tfjs-node-gpu → tfjs-node → wasm (SIMD) → cpu.
+// Picks the TF.js engine once at start-up: tfjs-node-gpu → tfjs-node → wasm with oneDNN kernels → wasm → cpu.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerNativeKernels } from './kernels/native';
 import { registerConvGradientKernels } from './kernels/register';
 import { registerSegmentSumKernel } from './kernels/segment-sum';
 import { enableWasmThreads } from './kernels/threaded-wasm';
 import { registerTopKGradient } from './kernels/topk-grad';
 
-export const ENGINE_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+/** 'native' is wasm with its convolutions and matMuls in oneDNN (@protopool/native-kernels); 'wasm' is without. */
+export const ENGINE_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
 export interface EngineInfo {
   /** The TF.js backend name in use: 'tensorflow' (native, GPU or CPU build), 'wasm' or 'cpu'. */
   backend: string;
-  /** What runs, for people: e.g. "wasm (SIMD, 1 thread)" or "tensorflow-gpu (libtensorflow CUDA)". */
+  /** What runs, for people: e.g. "wasm (SIMD, 1 thread) + oneDNN 2.6.3 kernels (avx2, 2 threads)". */
   description: string;
+  /** Whether the oneDNN kernels run, and if not, why (not built, no libdnnl, forced off, other engine). */
+  nativeKernels: { active: boolean; detail: string };
   /** Engines tried before this one and why each was passed over. */
   skipped: string[];
 }
@@ -38,14 +42,19 @@ async function tryNative(pkg: string): Promise<void> {
   await tf.ready();
 }
 
+/** Compute threads asked for by --threads or $PROTOPOOL_THREADS ($PROTOPOOL_WASM_THREADS, its old name). */
+export function requestedThreads(): number {
+  const raw = process.env.PROTOPOOL_THREADS ?? process.env.PROTOPOOL_WASM_THREADS ?? 1;
+  return Math.max(1, Math.floor(Number(raw)) || 1);
+}
+
 /**
- * wasm, single-threaded by default; PROTOPOOL_WASM_THREADS=n (or --threads n) starts the threaded-SIMD
- * build with an n-thread XNNPACK pool (measured here: ResNet-18 training 14.6 → 20.6 img/s with 2 threads).
- * Opt-in because it depends on tfjs internals (see kernels/threaded-wasm.ts).
+ * wasm, single-threaded by default; `threads` > 1 starts the threaded-SIMD build with an n-thread
+ * XNNPACK pool (measured here: ResNet-18 training 14.6 → 20.6 img/s with 2 threads). Opt-in because it
+ * depends on tfjs internals (see kernels/threaded-wasm.ts).
  */
-async function tryWasm(): Promise<string> {
+async function tryWasm(threads: number): Promise<string> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const threads = Math.max(1, Number(process.env.PROTOPOOL_WASM_THREADS ?? 1) || 1);
   let running = 1;
   if (threads > 1) {
     running = await enableWasmThreads(threads);
@@ -61,6 +70,29 @@ async function tryWasm(): Promise<string> {
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${running} thread${running === 1 ? '' : 's'})`;
 }
 
+const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+
+/**
+ * wasm on one thread with oneDNN's convolutions and matMuls on `threads` OpenMP threads (wasm's own pool
+ * would compete with them for the same cores). Throws, naming the reason, when the addon is unavailable.
+ */
+async function tryNativeKernels(threads: number): Promise<string> {
+  if (process.env.PROTOPOOL_NATIVE === '0') throw new Error('turned off by PROTOPOOL_NATIVE=0');
+  let loaded: Awaited<typeof import('@protopool/native-kernels')>;
+  try {
+    loaded = await import('@protopool/native-kernels');
+  } catch (err) {
+    throw new Error(`@protopool/native-kernels is not installed (${reason(err)})`);
+  }
+  const load = loaded.loadNativeKernels();
+  if (!load.ok) throw new Error(load.reason);
+  load.kernels.setThreads(threads);
+  const base = await tryWasm(1);
+  registerNativeKernels(load.kernels);
+  const info = load.kernels.info();
+  return `${base} + oneDNN ${info.onednn} kernels (${info.isa}, ${plural(info.threads)})`;
+}
+
 /**
  * Initialises the engine: `choice` (or env PROTOPOOL_ENGINE) forces one; 'auto' takes the best present.
  * Idempotent: a second call returns the engine already chosen.
@@ -74,6 +106,7 @@ export async function initEngine(
   }
   const skipped: string[] = [];
   const want = (name: EngineChoice) => choice === 'auto' || choice === name;
+  const threads = requestedThreads();
   const attempts: [EngineChoice, () => Promise<string>][] = [
     [
       'tensorflow-gpu',
@@ -89,7 +122,8 @@ export async function initEngine(
         return 'tensorflow (libtensorflow, CPU)';
       },
     ],
-    ['wasm', tryWasm],
+    ['native', () => tryNativeKernels(threads)],
+    ['wasm', () => tryWasm(threads)],
     [
       'cpu',
       async () => {
@@ -104,11 +138,29 @@ export async function initEngine(
     try {
       const description = await attempt();
       registerTopKGradient();
-      current = { backend: tf.getBackend(), description, skipped };
+      const native = name === 'native';
+      const whyNot = skipped.find((s) => s.startsWith('native: '))?.slice('native: '.length);
+      current = {
+        backend: tf.getBackend(),
+        description,
+        skipped,
+        nativeKernels: {
+          active: native,
+          detail: native
+            ? description.slice(description.indexOf('oneDNN'))
+            : (whyNot ?? `not used with --engine ${choice}`),
+        },
+      };
       return current;
     } catch (err) {
       skipped.push(`${name}: ${reason(err)}`);
     }
   }
   throw new Error(`no TF.js engine could start (${skipped.join('; ')})`);
+}
+
+/** The engine in one line for logs and /ping: what runs, and on wasm why the oneDNN kernels do not. */
+export function engineSummary(info: EngineInfo): string {
+  if (info.nativeKernels.active || info.backend !== 'wasm') return info.description;
+  return `${info.description}; native kernels off: ${info.nativeKernels.detail}`;
 }

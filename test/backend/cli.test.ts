@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadNativeKernels } from '@protopool/native-kernels';
 import { describe, expect, it } from 'vitest';
 import { loadModelDir } from '../../gpu-backend/src/io/model-files';
 import { CLI } from '../helpers/backend-process';
@@ -16,12 +17,14 @@ const TINY = {
   limits: { train: 320, test: 64 },
 };
 
-function run(args: string[]) {
+function run(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
+    env: { ...process.env, PROTOPOOL_ENGINE: 'wasm', ...env },
   });
 }
+
+const nativeBuilt = loadNativeKernels().ok;
 
 async function events(out: string): Promise<{ event: string; epoch?: number; epochsCompleted?: number }[]> {
   const file = join(out, 'train.jsonl');
@@ -54,8 +57,10 @@ describe('protopool CLI', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('runs the wasm engine on both cores with --threads 2, and exits when done', () => {
+  it('runs the wasm engine on both cores with --engine wasm --threads 2, and exits when done', () => {
     const r = run([
+      '--engine',
+      'wasm',
       '--threads',
       '2',
       'evaluate',
@@ -67,8 +72,61 @@ describe('protopool CLI', () => {
       '64',
     ]);
     expect(r.status).toBe(0);
-    expect(r.stderr).toContain('engine: wasm (SIMD, 2 threads)');
+    expect(r.stderr).toContain(
+      'engine: wasm (SIMD, 2 threads); native kernels off: not used with --engine wasm',
+    );
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!).examples).toBe(64);
+  });
+
+  it.skipIf(!nativeBuilt)('gives oneDNN the threads, not wasm, when the native kernels run', () => {
+    const args = [
+      'evaluate',
+      '--model',
+      'models/fashion-mnist',
+      '--data',
+      'fashion-mnist:embedded',
+      '--limit',
+      '64',
+    ];
+    const r = run(['--threads', '2', ...args], { PROTOPOOL_ENGINE: 'auto' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(
+      /engine: wasm \(SIMD, 1 thread\) \+ oneDNN 2\.\d+\.\d+ kernels \(\w+, 2 threads\)\n/,
+    );
+    // The same accuracy as on wasm's kernels: the figures are the same model's.
+    const wasm = run(['--engine', 'wasm', ...args]);
+    const [a, b] = [r, wasm].map((x) => JSON.parse(x.stdout.trim().split('\n').at(-1)!));
+    expect(a.accuracy).toBe(b.accuracy);
+  });
+
+  it('falls back to wasm, saying why, when the native kernels are turned off', () => {
+    const r = run(
+      ['evaluate', '--model', 'models/fashion-mnist', '--data', 'fashion-mnist:embedded', '--limit', '8'],
+      {
+        PROTOPOOL_ENGINE: 'auto',
+        PROTOPOOL_NATIVE: '0',
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(
+      'engine: wasm (SIMD, 1 thread); native kernels off: turned off by PROTOPOOL_NATIVE=0',
+    );
+    const forced = run(
+      [
+        '--engine',
+        'native',
+        'evaluate',
+        '--model',
+        'models/fashion-mnist',
+        '--data',
+        'fashion-mnist:embedded',
+      ],
+      {
+        PROTOPOOL_NATIVE: '0',
+      },
+    );
+    expect(forced.status).not.toBe(0);
+    expect(forced.stderr).toContain('native: turned off by PROTOPOOL_NATIVE=0');
   });
 
   it('names the config file and field of a bad config', async () => {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { limitSplit } from '../data/dataset';
 import type { Normalisation } from '../data/image-split';
 import { openDataset } from '../data/specs';
-import { ENGINE_CHOICES, initEngine } from '../engine';
+import { ENGINE_CHOICES, engineSummary, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
 import { isResnet, RESNETS } from '../model/backbones';
@@ -102,12 +102,13 @@ export function program(): Command {
     )
     .option(
       '--threads <n>',
-      'wasm engine: XNNPACK threads (both cores: 2); default 1 or $PROTOPOOL_WASM_THREADS',
+      "compute threads: oneDNN's with native kernels, XNNPACK's on wasm alone; default 1 or $PROTOPOOL_THREADS. " +
+        'More threads than idle cores is slower (each step waits for the busiest core)',
       positiveInt,
     )
     .hook('preAction', (cmd) => {
       const threads = cmd.opts().threads as number | undefined;
-      if (threads !== undefined) process.env.PROTOPOOL_WASM_THREADS = String(threads);
+      if (threads !== undefined) process.env.PROTOPOOL_THREADS = String(threads);
     })
     .showHelpAfterError()
     .exitOverride();
@@ -182,7 +183,7 @@ export function program(): Command {
       const engine = await initEngine(cli.opts().engine);
       const reporter = trainReporter({ json: Boolean(o.json), logFile: join(out, 'train.jsonl') });
       if (!o.json) {
-        process.stderr.write(`engine: ${engine.description}\ndata: ${dataset.description}\n`);
+        process.stderr.write(`engine: ${engineSummary(engine)}\ndata: ${dataset.description}\n`);
         if (dataset.trainDefaults)
           process.stderr.write(`config: the data's defaults ${JSON.stringify(dataset.trainDefaults)}\n`);
       }
@@ -246,7 +247,7 @@ export function program(): Command {
         const parts = split.partNames?.length ? await measureParts(model, split) : undefined;
         if (!o.json)
           process.stderr.write(
-            `engine: ${engine.description}\nmodel: ${dir} (${manifest.version.slice(0, 12)})\n`,
+            `engine: ${engineSummary(engine)}\nmodel: ${dir} (${manifest.version.slice(0, 12)})\n`,
           );
         process.stdout.write(
           `${JSON.stringify({

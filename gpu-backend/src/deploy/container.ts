@@ -3,7 +3,7 @@ import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { z } from 'zod';
 import { openDataset } from '../data/specs';
-import { type EngineInfo, initEngine } from '../engine';
+import { type EngineInfo, engineSummary, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { latestCheckpoint } from '../train/checkpoint';
 import { mergeConfig, normalisationOf, TrainConfig } from '../train/config';
@@ -288,7 +288,7 @@ export async function runTrainingJob(o: TrainingJobOptions = {}): Promise<Traini
     );
     const engine = await initEngine(o.engine);
     const checkpoint = await latestCheckpoint(paths.checkpoints);
-    log(`engine: ${engine.description}`);
+    log(`engine: ${engineSummary(engine)}`);
     log(`data: ${dataset.description}`);
     if (checkpoint) log(`resuming from ${checkpoint}`);
     const result = await train({

@@ -1,6 +1,6 @@
 // Runs the backend: HTTP up at once (ping 503 while the model loads), SIGTERM drains in-flight work.
 import { type ServerType, serve } from '@hono/node-server';
-import { initEngine } from '../engine';
+import { engineSummary, initEngine } from '../engine';
 import { createApp } from './app';
 import type { BatcherOptions } from './batcher';
 import { ModelService } from './model-service';
@@ -30,7 +30,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let drained: (() => void) | undefined;
   const app = createApp({
     service: () => service,
-    engine: engine.description,
+    engine: engineSummary(engine),
     secret: o.secret,
     maxBodyBytes: o.maxBodyBytes,
     retryAfterSeconds: 1,
@@ -61,7 +61,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     event: 'listening',
     host: o.host,
     port,
-    engine: engine.description,
+    engine: engineSummary(engine),
     auth: o.secret ? 'hmac' : 'insecure',
   });
 

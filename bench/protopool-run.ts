@@ -1,0 +1,191 @@
+// One measured process: ProtoPool training steps or inference on one engine, printed as a RESULT line.
+//
+// Run by bench/vs-pytorch.ts once per engine and thread count, so that each figure (and above all each
+// peak memory, which a process never gives back) belongs to one engine alone. By hand:
+//   PROTOPOOL_THREADS=1 npx tsx bench/protopool-run.ts native resnet18-64 train 3
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Batch, Dataset, Split } from '../gpu-backend/src/data/dataset';
+import { initEngine } from '../gpu-backend/src/engine';
+import { HEAD_DEFAULTS } from '../gpu-backend/src/model/head';
+import { ProtoPoolModel } from '../gpu-backend/src/model/protopool';
+import { TrainConfig } from '../gpu-backend/src/train/config';
+import { TrainingStopped, train } from '../gpu-backend/src/train/trainer';
+import { seededArray } from '../test/helpers/random';
+
+export const BATCH = 50;
+export const CASES = {
+  'resnet18-64': {
+    backbone: 'resnet18',
+    inputShape: [64, 64, 3],
+    prototypes: 40,
+    slotsPerClass: 3,
+    depth: 64,
+  },
+  'small-cnn-28': {
+    backbone: 'small-cnn',
+    inputShape: [28, 28, 1],
+    prototypes: 40,
+    slotsPerClass: 3,
+    depth: 32,
+  },
+} as const;
+export type CaseName = keyof typeof CASES;
+const CLASSES = 10;
+
+export interface RunResult {
+  engine: string;
+  /** Images per second from the median step (training) or batch (inference). */
+  warmup?: number;
+  joint?: number;
+  inference?: number;
+  /** Peak resident memory of the process (VmHWM), MB. */
+  peakMb: number;
+}
+
+/** Seeded images and labels: what the trainer reads does not change its speed. */
+function syntheticSplit(shape: readonly number[], size: number, seed: number): Split {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const labels = Int32Array.from({ length: size }, (_, i) => i % CLASSES);
+  return {
+    size,
+    labels,
+    id: (i) => `synthetic/${i}`,
+    load: async (indices): Promise<Batch> => {
+      const x = new Float32Array(indices.length * per);
+      indices.forEach((i, b) => {
+        x.set(seededArray(per, seed + i, -2, 2), b * per);
+      });
+      return {
+        x,
+        shape: [indices.length, ...shape] as Batch['shape'],
+        labels: Int32Array.from(indices, (i) => labels[i]!),
+        ids: indices.map((i) => `synthetic/${i}`),
+      };
+    },
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rate = (ms: number) => Number((BATCH / (ms / 1000)).toFixed(1));
+
+async function peakMb(): Promise<number> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Number((kb / 1024).toFixed(0));
+}
+
+/** `steps` measured steps of warm-up and of joint training inside `train()` (the first of each dropped). */
+async function trainSteps(name: CaseName, steps: number): Promise<{ warmup: number; joint: number }> {
+  const c = CASES[name];
+  const dataset: Dataset = {
+    spec: 'synthetic',
+    description: `synthetic ${name}`,
+    classes: Array.from({ length: CLASSES }, (_, i) => `class ${i}`),
+    input: {
+      height: c.inputShape[0],
+      width: c.inputShape[1],
+      channels: c.inputShape[2],
+      resize: 'stretch',
+      mean: Array(c.inputShape[2]).fill(0),
+      std: Array(c.inputShape[2]).fill(1),
+    },
+    train: syntheticSplit(c.inputShape, BATCH * (steps + 1), 1),
+    test: syntheticSplit(c.inputShape, BATCH, 99),
+  };
+  const config = TrainConfig.parse({
+    model: {
+      backbone: c.backbone,
+      prototypes: c.prototypes,
+      slotsPerClass: c.slotsPerClass,
+      depth: c.depth,
+      normalise: 'data',
+    },
+    batchSize: BATCH,
+    epochSize: BATCH * (steps + 1),
+    monitorSize: BATCH,
+    augment: false,
+    epochs: { warmup: 1, joint: 1, lastLayer: 0 },
+  });
+  const times = { warmup: [] as number[], joint: [] as number[] };
+  const stop = new AbortController();
+  let last = 0;
+  const dir = await mkdtemp(join(tmpdir(), 'pp-bench-run-'));
+  try {
+    await train({
+      dataset,
+      config,
+      outDir: dir,
+      resume: false,
+      command: 'bench',
+      signal: stop.signal,
+      events: {
+        onEpochStart: () => {
+          last = performance.now();
+        },
+        onStep: (s) => {
+          const now = performance.now();
+          if (s.step > 1) times[s.phase as 'warmup' | 'joint'].push(now - last);
+          last = now;
+          if (s.phase === 'joint' && s.step === steps + 1) stop.abort();
+        },
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof TrainingStopped)) throw err;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return { warmup: rate(median(times.warmup)), joint: rate(median(times.joint)) };
+}
+
+function inferenceRate(name: CaseName, steps: number): number {
+  const c = CASES[name];
+  const model = ProtoPoolModel.create({
+    ...HEAD_DEFAULTS,
+    classes: CLASSES,
+    prototypes: c.prototypes,
+    slotsPerClass: c.slotsPerClass,
+    depth: c.depth,
+    backbone: c.backbone,
+    inputShape: [...c.inputShape],
+    seed: 1,
+  });
+  const x = tf.tensor4d(seededArray(BATCH * c.inputShape.reduce((a: number, b: number) => a * b, 1), 5, -2, 2), [
+    BATCH,
+    ...c.inputShape,
+  ]);
+  const times: number[] = [];
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const out = tf.tidy(() => model.forward(x, { kind: 'inference' }, false).logits);
+    out.dataSync();
+    out.dispose();
+    if (i > 0) times.push(performance.now() - t0);
+  }
+  x.dispose();
+  model.dispose();
+  return rate(median(times));
+}
+
+export async function runOnce(
+  engine: string,
+  name: CaseName,
+  mode: 'train' | 'inference',
+  steps: number,
+): Promise<RunResult> {
+  const info = await initEngine(engine);
+  const figures =
+    mode === 'train' ? await trainSteps(name, steps) : { inference: inferenceRate(name, steps) };
+  return { engine: info.description, ...figures, peakMb: await peakMb() };
+}
+
+if (process.argv[1]?.endsWith('protopool-run.ts')) {
+  const [engine = 'auto', name = 'resnet18-64', mode = 'train', steps = '3'] = process.argv.slice(2);
+  if (!(name in CASES)) throw new Error(`unknown case ${name}: ${Object.keys(CASES).join(', ')}`);
+  const result = await runOnce(engine, name as CaseName, mode as 'train' | 'inference', Number(steps));
+  console.log(`RESULT ${JSON.stringify(result)}`);
+  process.exit(0);
+}

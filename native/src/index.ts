@@ -1,0 +1,53 @@
+// Loads the oneDNN addon if it was built, and otherwise says why not (the engine logs the reason).
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions; buffers are TF.js float32 data (NHWC activations, HWIO filters). */
+export interface NativeKernels {
+  /** y = relu?(conv(x, filter) + bias?); geometry is `convGeometry(...)`. */
+  conv2d(
+    x: Float32Array,
+    filter: Float32Array,
+    bias: Float32Array | null,
+    y: Float32Array,
+    geometry: Int32Array,
+    relu: boolean,
+  ): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
+  /** c[b] = relu?(op(a[b])·op(b[b]) + bias?); geometry is [batchA, batchB, m, k, n, transposeA, transposeB]. */
+  matMul(
+    a: Float32Array,
+    b: Float32Array,
+    bias: Float32Array | null,
+    c: Float32Array,
+    geometry: Int32Array,
+    relu: boolean,
+  ): void;
+  /** dx of maxPool(x); geometry is [n, h, w, c, kh, kw, oh, ow, sh, sw, top, left]; first maximum wins ties. */
+  maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  setThreads(n: number): void;
+  info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
+}
+
+export type NativeLoad = { ok: true; kernels: NativeKernels } | { ok: false; reason: string };
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The addon, or why it is unavailable (not built, built without oneDNN, or failing to load). */
+export function loadNativeKernels(root = packageRoot): NativeLoad {
+  const addon = join(root, 'build', 'Release', 'protopool_native.node');
+  if (!existsSync(addon)) {
+    const note = join(root, 'build', 'unavailable.txt');
+    const why = existsSync(note) ? readFileSync(note, 'utf8').trim() : 'the addon was never built';
+    return { ok: false, reason: why };
+  }
+  try {
+    return { ok: true, kernels: createRequire(import.meta.url)(addon) as NativeKernels };
+  } catch (err) {
+    // e.g. libdnnl.so.2 removed after the build: dlopen names the missing library.
+    return { ok: false, reason: `the addon failed to load: ${(err as Error).message.split('\n')[0]}` };
+  }
+}

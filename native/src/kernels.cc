@@ -1,0 +1,403 @@
+// oneDNN convolutions and matMuls over TF.js's own float32 buffers (NHWC activations, HWIO filters).
+//
+// Every entry point is synchronous and runs on the JS thread; oneDNN parallelises inside with OpenMP.
+// Activations are handed to oneDNN in place (nhwc is a layout its AVX2 kernels take directly), so a
+// call copies nothing but filters, which are small: they are reordered into the blocked layout the
+// chosen implementation wants, and filter gradients back into HWIO. Primitives (and the buffers for
+// those reorders) are cached per geometry, since a training run repeats a handful of shapes forever.
+#include <napi.h>
+#include <omp.h>
+
+#include <array>
+#include <cstdint>
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dnnl.hpp"
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& cpu() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& stream() {
+  static dnnl::stream s(cpu());
+  return s;
+}
+
+// Geometry of a 2-D convolution in TF.js terms; the order is the Int32Array the JS side passes.
+struct Conv {
+  int64_t n, h, w, c, kh, kw, co, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw;
+  static constexpr size_t kFields = 17;
+
+  memory::desc src(tag t = tag::nhwc) const { return {{n, c, h, w}, dt::f32, t}; }
+  memory::desc dst(tag t = tag::nhwc) const { return {{n, co, oh, ow}, dt::f32, t}; }
+  memory::desc weights(tag t) const { return {{co, c, kh, kw}, dt::f32, t}; }
+  memory::desc bias() const { return {{co}, dt::f32, tag::x}; }
+  memory::dims strides() const { return {sh, sw}; }
+  // oneDNN counts dilation from 0 (0 = dense), TF.js from 1.
+  memory::dims dilation() const { return {dh - 1, dw - 1}; }
+  memory::dims padL() const { return {pt, pl}; }
+  memory::dims padR() const { return {pb, pr}; }
+  int64_t srcSize() const { return n * h * w * c; }
+  int64_t dstSize() const { return n * oh * ow * co; }
+  int64_t weightsSize() const { return kh * kw * c * co; }
+};
+
+std::string keyOf(const char* kind, const int32_t* v, size_t count, int extra) {
+  std::string key(kind);
+  for (size_t i = 0; i < count; i++) key += "," + std::to_string(v[i]);
+  return key + "/" + std::to_string(extra);
+}
+
+Conv readConv(const Napi::Value& value) {
+  auto arr = value.As<Napi::Int32Array>();
+  if (arr.ElementLength() != Conv::kFields) throw Napi::Error::New(value.Env(), "conv geometry must have 17 fields");
+  const int32_t* g = arr.Data();
+  return Conv{g[0], g[1], g[2],  g[3],  g[4],  g[5],  g[6],  g[7], g[8],
+              g[9], g[10], g[11], g[12], g[13], g[14], g[15], g[16]};
+}
+
+float* floats(const Napi::Value& value, int64_t expected, const char* name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(value.Env(), std::string(name) + " must be a Float32Array");
+  }
+  auto arr = value.As<Napi::Float32Array>();
+  if (static_cast<int64_t>(arr.ElementLength()) != expected) {
+    throw Napi::RangeError::New(value.Env(), std::string(name) + " has " + std::to_string(arr.ElementLength()) +
+                                                 " elements, expected " + std::to_string(expected));
+  }
+  return arr.Data();
+}
+
+// A reorder between a caller's plain buffer and a primitive's preferred layout, with the buffer for the
+// reordered copy; a no-op when the primitive takes the plain layout.
+struct Relayout {
+  memory::desc plain, wanted;
+  std::unique_ptr<dnnl::reorder> step;
+  memory scratch;
+
+  Relayout(const memory::desc& plainDesc, const memory::desc& wantedDesc, bool toWanted)
+      : plain(plainDesc), wanted(wantedDesc) {
+    if (plain == wanted) return;
+    scratch = memory(wanted, cpu());
+    step = toWanted ? std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), plain, cpu(), wanted))
+                    : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), wanted, cpu(), plain));
+  }
+
+  // The memory to give the primitive for a buffer in the plain layout (reordering it in first).
+  memory in(float* data) {
+    memory user(plain, cpu(), data);
+    if (!step) return user;
+    step->execute(stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, scratch}});
+    return scratch;
+  }
+  // The memory a primitive writes to; `out(data)` then moves it into the plain buffer.
+  memory target(float* data) { return step ? scratch : memory(plain, cpu(), data); }
+  void out(float* data) {
+    if (!step) return;
+    memory user(plain, cpu(), data);
+    step->execute(stream(), {{DNNL_ARG_FROM, scratch}, {DNNL_ARG_TO, user}});
+  }
+};
+
+dnnl::convolution_forward::primitive_desc forwardDesc(const Conv& g, bool bias, bool relu) {
+  auto wanted = g.weights(tag::any);
+  auto d = bias ? dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, g.src(),
+                                                  wanted, g.bias(), g.dst(), g.strides(), g.dilation(), g.padL(),
+                                                  g.padR())
+                : dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, g.src(),
+                                                  wanted, g.dst(), g.strides(), g.dilation(), g.padL(), g.padR());
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return {d, attr, cpu()};
+}
+
+struct Forward {
+  dnnl::convolution_forward::primitive_desc pd;
+  dnnl::convolution_forward prim;
+  Relayout weights;
+  Forward(const Conv& g, bool bias, bool relu)
+      : pd(forwardDesc(g, bias, relu)), prim(pd), weights(g.weights(tag::hwio), pd.weights_desc(), true) {}
+};
+
+struct BackwardData {
+  dnnl::convolution_backward_data::primitive_desc pd;
+  dnnl::convolution_backward_data prim;
+  Relayout weights;
+  static dnnl::convolution_backward_data::primitive_desc make(const Conv& g) {
+    dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.weights(tag::any), g.dst(),
+                                            g.strides(), g.dilation(), g.padL(), g.padR());
+    return {d, cpu(), forwardDesc(g, false, false)};
+  }
+  explicit BackwardData(const Conv& g) : pd(make(g)), prim(pd), weights(g.weights(tag::hwio), pd.weights_desc(), true) {}
+};
+
+struct BackwardWeights {
+  dnnl::convolution_backward_weights::primitive_desc pd;
+  dnnl::convolution_backward_weights prim;
+  Relayout weights;
+  static dnnl::convolution_backward_weights::primitive_desc make(const Conv& g) {
+    dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.weights(tag::any), g.dst(),
+                                               g.strides(), g.dilation(), g.padL(), g.padR());
+    return {d, cpu(), forwardDesc(g, false, false)};
+  }
+  explicit BackwardWeights(const Conv& g)
+      : pd(make(g)), prim(pd), weights(g.weights(tag::hwio), pd.diff_weights_desc(), false) {}
+};
+
+template <typename T>
+T& cached(std::unordered_map<std::string, std::unique_ptr<T>>& cache, const std::string& key,
+          const std::function<std::unique_ptr<T>()>& make) {
+  auto it = cache.find(key);
+  if (it != cache.end()) return *it->second;
+  // A long-lived server may see many input sizes; past this many, start afresh rather than grow.
+  if (cache.size() >= 512) cache.clear();
+  return *cache.emplace(key, make()).first->second;
+}
+
+std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
+std::unordered_map<std::string, std::unique_ptr<BackwardData>> backwardDatas;
+std::unordered_map<std::string, std::unique_ptr<BackwardWeights>> backwardWeights;
+
+template <typename F>
+Napi::Value guarded(const Napi::Env& env, F&& body) {
+  try {
+    body();
+  } catch (const dnnl::error& e) {
+    throw Napi::Error::New(env, std::string("oneDNN: ") + e.what() + " (status " + std::to_string(e.status) + ")");
+  }
+  return env.Undefined();
+}
+
+// conv2d(x, filter, bias | null, y, geometry: Int32Array(17), relu: boolean)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Conv g = readConv(info[4]);
+  bool hasBias = !info[2].IsNull() && !info[2].IsUndefined();
+  bool relu = info[5].ToBoolean();
+  float* x = floats(info[0], g.srcSize(), "x");
+  float* w = floats(info[1], g.weightsSize(), "filter");
+  float* b = hasBias ? floats(info[2], g.co, "bias") : nullptr;
+  float* y = floats(info[3], g.dstSize(), "y");
+  return guarded(env, [&] {
+    auto& f = cached<Forward>(forwards, keyOf("f", info[4].As<Napi::Int32Array>().Data(), Conv::kFields,
+                                              (hasBias ? 1 : 0) | (relu ? 2 : 0)),
+                              [&] { return std::make_unique<Forward>(g, hasBias, relu); });
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(g.src(), cpu(), x)},
+                                         {DNNL_ARG_WEIGHTS, f.weights.in(w)},
+                                         {DNNL_ARG_DST, memory(g.dst(), cpu(), y)}};
+    if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(g.bias(), cpu(), b));
+    f.prim.execute(stream(), args);
+    stream().wait();
+  });
+}
+
+// conv2dBackpropInput(dy, filter, dx, geometry)
+Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Conv g = readConv(info[3]);
+  float* dy = floats(info[0], g.dstSize(), "dy");
+  float* w = floats(info[1], g.weightsSize(), "filter");
+  float* dx = floats(info[2], g.srcSize(), "dx");
+  return guarded(env, [&] {
+    auto& k = cached<BackwardData>(backwardDatas, keyOf("d", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0),
+                                   [&] { return std::make_unique<BackwardData>(g); });
+    k.prim.execute(stream(), {{DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
+                              {DNNL_ARG_WEIGHTS, k.weights.in(w)},
+                              {DNNL_ARG_DIFF_SRC, memory(g.src(), cpu(), dx)}});
+    stream().wait();
+  });
+}
+
+// conv2dBackpropFilter(x, dy, dw, geometry)
+Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Conv g = readConv(info[3]);
+  float* x = floats(info[0], g.srcSize(), "x");
+  float* dy = floats(info[1], g.dstSize(), "dy");
+  float* dw = floats(info[2], g.weightsSize(), "dw");
+  return guarded(env, [&] {
+    auto& k = cached<BackwardWeights>(backwardWeights,
+                                      keyOf("w", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0),
+                                      [&] { return std::make_unique<BackwardWeights>(g); });
+    k.prim.execute(stream(), {{DNNL_ARG_SRC, memory(g.src(), cpu(), x)},
+                              {DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
+                              {DNNL_ARG_DIFF_WEIGHTS, k.weights.target(dw)}});
+    k.weights.out(dw);
+    stream().wait();
+  });
+}
+
+// Geometry of a batched matMul C[b] = op(A[b]) · op(B[b]) (+ bias, relu); A or B may have batch 1
+// (broadcast). Int32Array: batchA, batchB, m, k, n, transposeA, transposeB.
+struct MatMul {
+  int64_t batchA, batchB, m, k, n, ta, tb;
+  int64_t batch() const { return batchA > batchB ? batchA : batchB; }
+  memory::desc a() const {
+    return {{batchA, m, k}, dt::f32, ta ? memory::dims{m * k, 1, m} : memory::dims{m * k, k, 1}};
+  }
+  memory::desc b() const {
+    return {{batchB, k, n}, dt::f32, tb ? memory::dims{k * n, 1, k} : memory::dims{k * n, n, 1}};
+  }
+  memory::desc c() const { return {{batch(), m, n}, dt::f32, tag::abc}; }
+  memory::desc bias() const { return {{1, 1, n}, dt::f32, tag::abc}; }
+};
+
+struct MatMulPrim {
+  dnnl::matmul::primitive_desc pd;
+  dnnl::matmul prim;
+  static dnnl::matmul::primitive_desc make(const MatMul& g, bool bias, bool relu) {
+    auto d = bias ? dnnl::matmul::desc(g.a(), g.b(), g.bias(), g.c()) : dnnl::matmul::desc(g.a(), g.b(), g.c());
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+    return {d, attr, cpu()};
+  }
+  MatMulPrim(const MatMul& g, bool bias, bool relu) : pd(make(g, bias, relu)), prim(pd) {}
+};
+
+std::unordered_map<std::string, std::unique_ptr<MatMulPrim>> matmuls;
+
+// matMul(a, b, bias | null, c, geometry: Int32Array(7), relu: boolean)
+Napi::Value MatMulEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto geo = info[4].As<Napi::Int32Array>();
+  if (geo.ElementLength() != 7) throw Napi::Error::New(env, "matMul geometry must have 7 fields");
+  const int32_t* v = geo.Data();
+  MatMul g{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+  bool hasBias = !info[2].IsNull() && !info[2].IsUndefined();
+  bool relu = info[5].ToBoolean();
+  float* a = floats(info[0], g.batchA * g.m * g.k, "a");
+  float* b = floats(info[1], g.batchB * g.k * g.n, "b");
+  float* bias = hasBias ? floats(info[2], g.n, "bias") : nullptr;
+  float* c = floats(info[3], g.batch() * g.m * g.n, "c");
+  return guarded(env, [&] {
+    auto& k = cached<MatMulPrim>(matmuls, keyOf("m", v, 7, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
+                                 [&] { return std::make_unique<MatMulPrim>(g, hasBias, relu); });
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(g.a(), cpu(), a)},
+                                         {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), b)},
+                                         {DNNL_ARG_DST, memory(g.c(), cpu(), c)}};
+    if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(g.bias(), cpu(), bias));
+    k.prim.execute(stream(), args);
+    stream().wait();
+  });
+}
+
+// maxPoolGrad(dy, x, dx, geometry: Int32Array [n, h, w, c, kh, kw, oh, ow, sh, sw, top, left])
+//
+// Each output cell's gradient goes to the first position of its window, in row-major order, holding the
+// maximum: TF.js's cpu rule, which matters after a ReLU where ties (zeros) are common. Padding never wins.
+// Not oneDNN's pooling backward: that needs the forward's workspace, which TF.js does not keep.
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto geo = info[3].As<Napi::Int32Array>();
+  if (geo.ElementLength() != 12) throw Napi::Error::New(env, "maxPoolGrad geometry must have 12 fields");
+  const int32_t* v = geo.Data();
+  const int64_t n = v[0], h = v[1], w = v[2], c = v[3], kh = v[4], kw = v[5], oh = v[6], ow = v[7], sh = v[8],
+                sw = v[9], top = v[10], left = v[11];
+  const float* dy = floats(info[0], n * oh * ow * c, "dy");
+  const float* x = floats(info[1], n * h * w * c, "x");
+  float* dx = floats(info[2], n * h * w * c, "dx");
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n; b++) {
+    const float* xb = x + b * h * w * c;
+    float* dxb = dx + b * h * w * c;
+    std::fill(dxb, dxb + h * w * c, 0.f);
+    std::vector<float> best(c);
+    std::vector<int64_t> at(c);
+    for (int64_t oy = 0; oy < oh; oy++) {
+      for (int64_t ox = 0; ox < ow; ox++) {
+        std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+        std::fill(at.begin(), at.end(), -1);
+        for (int64_t ky = 0; ky < kh; ky++) {
+          const int64_t iy = oy * sh - top + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (int64_t kx = 0; kx < kw; kx++) {
+            const int64_t ix = ox * sw - left + kx;
+            if (ix < 0 || ix >= w) continue;
+            const int64_t base = (iy * w + ix) * c;
+            for (int64_t ch = 0; ch < c; ch++) {
+              // Strictly greater: the first maximum keeps the gradient.
+              const float value = xb[base + ch];
+              if (at[ch] < 0 || value > best[ch]) {
+                best[ch] = value;
+                at[ch] = base + ch;
+              }
+            }
+          }
+        }
+        const float* g = dy + ((b * oh + oy) * ow + ox) * c;
+        for (int64_t ch = 0; ch < c; ch++) {
+          if (at[ch] >= 0) dxb[at[ch]] += g[ch];
+        }
+      }
+    }
+  }
+  return env.Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1");
+  omp_set_num_threads(n);
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  const dnnl_version_t* v = dnnl_version();
+  out.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  out.Set("threads", omp_get_max_threads());
+  auto isa = dnnl::get_effective_cpu_isa();
+  const char* name = "sse41 or older";
+  switch (isa) {
+    case dnnl::cpu_isa::avx: name = "avx"; break;
+    case dnnl::cpu_isa::avx2: name = "avx2"; break;
+    case dnnl::cpu_isa::avx512_core: name = "avx512"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: name = "avx512 vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: name = "avx512 bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: name = "avx512 amx"; break;
+    default: break;
+  }
+  out.Set("isa", name);
+  size_t cachedCount = forwards.size() + backwardDatas.size() + backwardWeights.size() + matmuls.size();
+  out.Set("cachedPrimitives", static_cast<double>(cachedCount));
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d));
+  exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
+  exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));
+  exports.Set("matMul", Napi::Function::New(env, MatMulEntry));
+  exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(protopool_native, Init)

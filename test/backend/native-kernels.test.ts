@@ -1,0 +1,258 @@
+// The oneDNN kernels (native/, registered on wasm) compute what TF.js's cpu backend computes.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadNativeKernels } from '@protopool/native-kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../gpu-backend/src/engine';
+import {
+  NATIVE_KERNELS,
+  registerNativeKernels,
+  removeNativeKernels,
+} from '../../gpu-backend/src/kernels/native';
+import { seededArray } from '../helpers/random';
+
+const load = loadNativeKernels();
+// CI installs libdnnl-dev and sets this, so that a broken build fails here instead of skipping.
+const required = process.env.PROTOPOOL_REQUIRE_NATIVE === '1';
+
+describe('loading the addon', () => {
+  it('is available wherever CI requires it', () => {
+    if (required) expect(load).toMatchObject({ ok: true });
+    if (!load.ok) expect(load.reason.length).toBeGreaterThan(10);
+  });
+
+  it('says why when the addon was not built, from the note the install left', () => {
+    const root = mkdtempSync(join(tmpdir(), 'pp-native-'));
+    expect(loadNativeKernels(root)).toEqual({ ok: false, reason: 'the addon was never built' });
+    mkdirSync(join(root, 'build'));
+    writeFileSync(join(root, 'build', 'unavailable.txt'), 'oneDNN headers not found: install libdnnl-dev\n');
+    expect(loadNativeKernels(root)).toEqual({
+      ok: false,
+      reason: 'oneDNN headers not found: install libdnnl-dev',
+    });
+  });
+
+  it('says why when the addon is there but cannot load', () => {
+    const root = mkdtempSync(join(tmpdir(), 'pp-native-'));
+    mkdirSync(join(root, 'build', 'Release'), { recursive: true });
+    writeFileSync(join(root, 'build', 'Release', 'protopool_native.node'), 'not a shared object');
+    const r = loadNativeKernels(root);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toMatch(/^the addon failed to load: .*(invalid ELF|too short)/);
+  });
+});
+
+const t = (shape: number[], seed: number, scale = 1) =>
+  tf.tensor(
+    seededArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      -scale,
+      scale,
+    ),
+    shape,
+  );
+
+/** max |a − b| / max |a|: the kernels sum in different orders, so equal up to float rounding. */
+function relErr(ref: Float32Array, got: Float32Array): number {
+  expect(got.length).toBe(ref.length);
+  let diff = 0;
+  let top = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(ref[i]! - got[i]!));
+    top = Math.max(top, Math.abs(ref[i]!));
+  }
+  return diff / Math.max(top, 1e-30);
+}
+
+describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
+  /** `f` on cpu (the reference) and on wasm with the native kernels; no tensor may leak on either. */
+  async function both(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
+    const run = () => {
+      const start = tf.memory().numTensors;
+      const outs = tf.tidy(f);
+      const data = outs.map((x) => x.dataSync() as Float32Array);
+      tf.dispose(outs);
+      expect(tf.memory().numTensors).toBe(start);
+      return data;
+    };
+    await tf.setBackend('cpu');
+    const ref = run();
+    await tf.setBackend('wasm');
+    return [ref, run()];
+  }
+
+  beforeAll(async () => {
+    await initEngine('native');
+  });
+  afterAll(async () => {
+    await tf.setBackend('wasm');
+  });
+
+  it('replace every kernel they name', () => {
+    for (const name of NATIVE_KERNELS) {
+      expect(tf.getKernel(name, 'wasm')?.kernelFunc.toString()).toContain('impl[kernelName]');
+    }
+  });
+
+  type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+  const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: Pad; d?: number }[] = [
+    { x: [2, 7, 9, 3], f: [3, 3, 3, 5], s: 1, pad: 'same' },
+    { x: [2, 8, 8, 4], f: [3, 3, 4, 6], s: 2, pad: 'same' }, // TF pads only bottom/right here
+    { x: [2, 9, 7, 4], f: [3, 3, 4, 6], s: 2, pad: 'valid' },
+    {
+      x: [3, 12, 12, 3],
+      f: [7, 7, 3, 8],
+      s: 2,
+      pad: [
+        [0, 0],
+        [3, 3],
+        [3, 3],
+        [0, 0],
+      ],
+    }, // a ResNet stem
+    { x: [2, 6, 6, 8], f: [1, 1, 8, 16], s: 2, pad: 'valid' }, // a downsampling shortcut
+    { x: [2, 5, 6, 3], f: [2, 3, 3, 4], s: [1, 2], pad: 'same' }, // even kernel, unequal strides
+    { x: [1, 2, 2, 16], f: [3, 3, 16, 16], s: 1, pad: 'same' }, // ResNet-18's last stage at 64 px: mostly padding
+  ];
+
+  it.each(convCases)('conv2d $x * $f (stride $s, pad $pad) and both gradients match cpu', async (c) => {
+    const [ref, got] = await both(() => {
+      const x = t(c.x, 1) as tf.Tensor4D;
+      const f = t(c.f, 2, 0.5) as tf.Tensor4D;
+      const y = tf.conv2d(x, f, c.s, c.pad);
+      const dy = t(y.shape, 3);
+      const [dx, df] = tf.grads((a, b) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dy)),
+      )([x, f]);
+      return [y, dx!, df!];
+    });
+    for (let i = 0; i < 3; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+  });
+
+  it('conv2d with dilation 2 matches cpu', async () => {
+    const [ref, got] = await both(() => [
+      tf.conv2d(t([2, 9, 9, 3], 4) as tf.Tensor4D, t([3, 3, 3, 4], 5) as tf.Tensor4D, 1, 'same', 'NHWC', 2),
+    ]);
+    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-5);
+  });
+
+  it.each(['linear', 'relu'] as const)(
+    'fused conv2d with bias and %s, and its gradients, match cpu',
+    async (activation) => {
+      const [ref, got] = await both(() => {
+        const x = t([2, 6, 6, 4], 6) as tf.Tensor4D;
+        const f = t([3, 3, 4, 5], 7) as tf.Tensor4D;
+        const bias = t([5], 8) as tf.Tensor1D;
+        const conv = (a: tf.Tensor4D, b: tf.Tensor4D, c: tf.Tensor1D) =>
+          tf.fused.conv2d({ x: a, filter: b, bias: c, strides: 1, pad: 'same', activation });
+        const y = conv(x, f, bias);
+        const dy = t(y.shape, 9);
+        const grads = tf.grads((a, b, c) =>
+          tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor1D), dy)),
+        )([x, f, bias]);
+        return [y, ...grads];
+      });
+      // ReLU must actually cut: some outputs are zero, some not.
+      if (activation === 'relu') expect(ref[0]!.filter((v) => v === 0).length).toBeGreaterThan(10);
+      for (let i = 0; i < 4; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+    },
+  );
+
+  it('hands activations oneDNN is not given (elu) to the kernel it replaced', async () => {
+    const [ref, got] = await both(() => [
+      tf.fused.conv2d({
+        x: t([1, 5, 5, 2], 10) as tf.Tensor4D,
+        filter: t([3, 3, 2, 3], 11) as tf.Tensor4D,
+        strides: 1,
+        pad: 'same',
+        activation: 'elu',
+      }),
+    ]);
+    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    { a: [4, 5], b: [5, 3], ta: false, tb: false },
+    { a: [5, 4], b: [5, 3], ta: true, tb: false },
+    { a: [4, 5], b: [3, 5], ta: false, tb: true },
+    { a: [3, 5, 4], b: [3, 6, 5], ta: true, tb: true },
+    // Broadcast over the batch: forward only (TF.js's own BatchMatMul gradient refuses broadcast shapes).
+    { a: [3, 4, 5], b: [1, 5, 2], ta: false, tb: false, forwardOnly: true },
+    { a: [1, 4, 5], b: [3, 5, 2], ta: false, tb: false, forwardOnly: true },
+    { a: [2, 3, 4, 5], b: [2, 3, 5, 2], ta: false, tb: false }, // two batch dimensions
+  ])('matMul $a · $b (transposed $ta/$tb) and its gradients match cpu', async (c) => {
+    const [ref, got] = await both(() => {
+      const a = t(c.a, 12);
+      const b = t(c.b, 13);
+      const y = tf.matMul(a, b, c.ta, c.tb);
+      if (c.forwardOnly) return [y];
+      const dy = t(y.shape, 14);
+      const [da, db] = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+        tf.sum(tf.mul(tf.matMul(p, q, c.ta, c.tb), dy)),
+      )([a, b]);
+      return [y, da!, db!];
+    });
+    expect(got.length).toBe(c.forwardOnly ? 1 : 3);
+    for (let i = 0; i < got.length; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+  });
+
+  it('fused matMul with bias and ReLU matches cpu', async () => {
+    const [ref, got] = await both(() => [
+      tf.fused.matMul({ a: t([6, 4], 15), b: t([4, 7], 16), bias: t([7], 17), activation: 'relu' }),
+    ]);
+    expect(ref[0]!.filter((v) => v === 0).length).toBeGreaterThan(3);
+    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-6);
+  });
+
+  it.each([
+    { x: [2, 12, 12, 5], k: 3, s: 2, pad: 'same' as const }, // ResNet's stem pool, bottom/right padding
+    { x: [2, 8, 8, 3], k: 2, s: 2, pad: 'valid' as const }, // the small CNN's pools
+    { x: [1, 7, 7, 4], k: 3, s: 1, pad: 'same' as const },
+  ])(
+    'max-pool gradient $x (k $k, stride $s, $pad) gives each window to its first maximum, as cpu does',
+    async (c) => {
+      const [ref, got] = await both(() => {
+        // ReLU'd input: many zeros, so ties decide where the gradient goes.
+        const x = tf.relu(t(c.x, 18)) as tf.Tensor4D;
+        const y = tf.maxPool(x, c.k, c.s, c.pad);
+        const dy = t(y.shape, 19);
+        return [
+          tf.grad((a) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, c.k, c.s, c.pad), dy)))(x),
+          tf.sum(dy),
+        ];
+      });
+      expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-6);
+      // No gradient is lost at the padded edge: Σdx = Σdy.
+      const total = got[0]!.reduce((a, b) => a + b, 0);
+      expect(total).toBeCloseTo(got[1]![0]!, 3);
+    },
+  );
+
+  it('the addon refuses a buffer of the wrong size with a RangeError, not a crash', () => {
+    if (!load.ok) return;
+    const g = Int32Array.of(1, 4, 4, 2, 3, 3, 2, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1);
+    expect(() =>
+      load.kernels.conv2d(new Float32Array(31), new Float32Array(36), null, new Float32Array(32), g, false),
+    ).toThrow(/x has 31 elements, expected 32/);
+    expect(() =>
+      load.kernels.conv2d(
+        new Float32Array(32),
+        new Float32Array(36),
+        null,
+        new Float32Array(32),
+        Int32Array.of(1, 2),
+        false,
+      ),
+    ).toThrow(/17 fields/);
+  });
+
+  it('turn off and on again (the benchmarks compare both)', async () => {
+    removeNativeKernels();
+    expect(tf.getKernel('Conv2D', 'wasm')?.kernelFunc.toString()).not.toContain('impl[kernelName]');
+    if (load.ok) registerNativeKernels(load.kernels);
+    expect(tf.getKernel('Conv2D', 'wasm')?.kernelFunc.toString()).toContain('impl[kernelName]');
+  });
+});
