@@ -192,43 +192,90 @@ describe('protopool CLI', () => {
 });
 
 describe('stopping a training run', () => {
-  it('SIGINT mid-epoch stops after the current step, not at the end of the epoch', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'pp-sigint-'));
-    const out = join(dir, 'out');
-    const config = join(dir, 'long-epoch.json');
-    // One joint epoch of ~60 steps over cached images: the case where the loop never yielded before.
-    await writeFile(
-      config,
-      JSON.stringify({
-        ...TINY,
-        epochs: { warmup: 0, joint: 2, lastLayer: 0 },
-        limits: { train: 2000, test: 64 },
-      }),
-    );
+  // One joint epoch of 24 steps over cached images (the case where the loop never yielded before), then
+  // projection: the stop below lands inside the epoch.
+  const LONG_EPOCH = {
+    ...TINY,
+    epochs: { warmup: 0, joint: 1, lastLayer: 0 },
+    limits: { train: 768, test: 64 },
+  };
+  let whole: Promise<{ dir: string; accuracy: number }> | undefined;
+  /** The same run never stopped, trained once for both signals. */
+  const uninterrupted = (config: string) => {
+    whole ??= (async () => {
+      const dir = join(await mkdtemp(join(tmpdir(), 'pp-whole-')), 'out');
+      const r = run(['train', '--data', 'fashion-mnist:embedded', '--out', dir, '--config', config]);
+      expect(r.status, r.stderr).toBe(0);
+      return { dir, accuracy: JSON.parse(r.stdout.trim().split('\n').at(-1)!).accuracy };
+    })();
+    return whole;
+  };
+
+  async function startTraining(out: string, config: string, signal: NodeJS.Signals) {
     const child = spawn(
       process.execPath,
       [CLI, 'train', '--data', 'fashion-mnist:embedded', '--out', out, '--config', config],
-      {
-        env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
+      { env: { ...process.env, PROTOPOOL_ENGINE: 'wasm' }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
     child.stderr!.on('data', (c) => {
       stderr += String(c);
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    // The progress bar's first step: training is under way inside epoch 1.
-    while (!/epoch 1\/2 joint\s+\S+ [1-9]\d*\/\d+/.test(stderr)) {
+    // The epoch's progress bar has started (its next redraw is 10 s away off a terminal): the first step
+    // is under way, so the stop comes after one of the epoch's first steps.
+    while (!/epoch 1\/1 joint\s+\S+ 0\/24/.test(stderr)) {
       if (child.exitCode !== null) throw new Error(`training ended early:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
-    child.kill('SIGINT');
-    const code = await exited;
-    expect(code).toBe(1);
-    expect(stderr).toContain('SIGINT: stopping after this step');
-    expect(stderr).toMatch(/training stopped during epoch 1; 0 epoch\(s\) are checkpointed/);
-    // Stopped inside the epoch: it was never finished, evaluated or checkpointed.
-    expect((await events(out)).filter((e) => e.event === 'epoch')).toEqual([]);
-  });
+    child.kill(signal);
+    return { code: await exited, stderr };
+  }
+
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s mid-epoch stops after the current step with a checkpoint, and --resume ends bit-identical to a run never stopped',
+    async (signal) => {
+      const dir = await mkdtemp(join(tmpdir(), 'pp-stop-'));
+      const config = join(dir, 'long-epoch.json');
+      await writeFile(config, JSON.stringify(LONG_EPOCH));
+      const out = join(dir, 'stopped');
+      const { code, stderr } = await startTraining(out, config, signal);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`${signal}: stopping after this step`);
+      const stopped = /training stopped after step (\d+) of 24 in epoch 1; checkpointed in (\S+) /.exec(
+        stderr,
+      );
+      expect(stopped, stderr).not.toBeNull();
+      const step = Number(stopped![1]);
+      expect(step).toBeGreaterThanOrEqual(1);
+      expect(step).toBeLessThan(24);
+      // The checkpoint is the step it stopped at, and LATEST points to it.
+      const name = `epoch-0000-step-${String(step).padStart(5, '0')}`;
+      expect(stopped![2]).toBe(join(out, 'checkpoints', name));
+      expect((await readFile(join(out, 'checkpoints', 'LATEST'), 'utf8')).trim()).toBe(name);
+      expect((await events(out)).filter((e) => e.event === 'epoch')).toEqual([]);
+
+      const resumed = run([
+        'train',
+        '--data',
+        'fashion-mnist:embedded',
+        '--out',
+        out,
+        '--config',
+        config,
+        '--resume',
+      ]);
+      expect(resumed.status, resumed.stderr).toBe(0);
+      const reference = await uninterrupted(config);
+      for (const file of ['weights.bin', 'head.bin']) {
+        const [got, want] = await Promise.all(
+          [out, reference.dir].map((d) => readFile(join(d, 'model', file))),
+        );
+        expect(got!.equals(want!), file).toBe(true);
+      }
+      const summary = JSON.parse(resumed.stdout.trim().split('\n').at(-1)!);
+      expect(summary.resumedFrom).toBe(0);
+      expect(summary.accuracy).toBe(reference.accuracy);
+    },
+  );
 });

@@ -1,4 +1,4 @@
-// Checkpoints: one directory per completed epoch, written atomically, with a LATEST pointer; exact resume.
+// Checkpoints: one directory per completed epoch (or stop mid-epoch), written atomically, with a LATEST pointer; exact resume.
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -24,17 +24,34 @@ export interface EpochRecord {
   seconds: number;
 }
 
+/** Where a run stopped inside an epoch (Ctrl-C, SIGTERM): the next batch and the epoch's running sums. */
+export interface EpochInProgress {
+  epoch: number;
+  /** Index of the next batch in the epoch's batch list. */
+  position: number;
+  /** Optimizer steps taken in the epoch (batches skipped as corrupt take none). */
+  step: number;
+  lossSum: number;
+  correct: number;
+  seen: number;
+  partSums: Record<string, number>;
+  slotsBefore: number[];
+  seconds: number;
+}
+
 export interface TrainerState {
   config: TrainConfig;
   dataSpec: string;
   command: string;
   epochsCompleted: number;
+  inProgress?: EpochInProgress;
   projection: ProjectionResult | null;
   history: EpochRecord[];
   optimizerSpecs: tf.io.WeightsManifestEntry[];
 }
 
 const KEEP = 2;
+const CHECKPOINT_NAME = /^epoch-\d{4}(-step-\d{5})?$/;
 
 export function checkpointsDir(outDir: string): string {
   return join(outDir, 'checkpoints');
@@ -72,9 +89,12 @@ export async function saveCheckpoint(
       phase: last?.phase ?? 'none',
       config: state.config as unknown as Record<string, unknown>,
     },
-    name: `checkpoint-epoch-${state.epochsCompleted}`,
+    name: `checkpoint-epoch-${state.epochsCompleted}${state.inProgress ? `-step-${state.inProgress.step}` : ''}`,
   });
-  const name = `epoch-${String(state.epochsCompleted).padStart(4, '0')}`;
+  // Mid-epoch checkpoints sort between the epochs they fall between: epoch-0002 < epoch-0002-step-00017.
+  const name = `epoch-${String(state.epochsCompleted).padStart(4, '0')}${
+    state.inProgress ? `-step-${String(state.inProgress.step).padStart(5, '0')}` : ''
+  }`;
   const dir = checkpointsDir(outDir);
   await writeDirAtomic(join(dir, name), {
     ...serialised.files,
@@ -83,7 +103,7 @@ export async function saveCheckpoint(
   });
   // The pointer moves only once the checkpoint is complete on disk.
   await writeFileAtomic(join(dir, 'LATEST'), `${name}\n`);
-  const all = (await readdir(dir)).filter((n) => /^epoch-\d{4}$/.test(n)).sort();
+  const all = (await readdir(dir)).filter((n) => CHECKPOINT_NAME.test(n)).sort();
   for (const old of all.slice(0, Math.max(0, all.length - KEEP)))
     await rm(join(dir, old), { recursive: true, force: true });
   return join(dir, name);
@@ -95,7 +115,7 @@ export async function latestCheckpoint(outDir: string): Promise<string | null> {
   const pointer = join(dir, 'LATEST');
   if (!(await exists(pointer))) return null;
   const name = (await readFile(pointer, 'utf8')).trim();
-  if (!/^epoch-\d{4}$/.test(name))
+  if (!CHECKPOINT_NAME.test(name))
     throw new ModelFileError(`${pointer}: does not name a checkpoint ("${name}")`);
   return join(dir, name);
 }

@@ -405,20 +405,27 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const size = config.epochSize > 0 ? Math.min(config.epochSize, epochSplit.size) : epochSplit.size;
       const batches = chunk(order.slice(0, size), config.batchSize);
       events?.onEpochStart?.({ epoch, phase, steps: batches.length, epochs });
+      // A run stopped inside this epoch resumes at its next batch with the epoch's running sums: the order,
+      // augmentation and Gumbel noise derive from (seed, epoch, position), so the rest replays exactly.
+      const resumed = state.inProgress?.epoch === epoch ? state.inProgress : undefined;
+      state.inProgress = undefined;
       // Whether the slot assignment still learns: how many slots change prototype during the epoch.
-      const slotsBefore = hardAssignment(model.head.slotLogits).flat();
-      const started = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let seen = 0;
-      let step = 0;
-      const partSums: Record<string, number> = {};
+      const slotsBefore = resumed?.slotsBefore ?? hardAssignment(model.head.slotLogits).flat();
+      const started = performance.now() - (resumed?.seconds ?? 0) * 1000;
+      let lossSum = resumed?.lossSum ?? 0;
+      let correct = resumed?.correct ?? 0;
+      let seen = resumed?.seen ?? 0;
+      let step = resumed?.step ?? 0;
+      const first = resumed?.position ?? 0;
+      let position = first;
+      const partSums: Record<string, number> = { ...resumed?.partSums };
       const transform =
         augment && phase !== 'lastLayer'
-          ? (b: Batch, position: number) =>
-              augmentBatch(b, dataset.input, deriveSeed(config.seed, epoch, position, 0xa06), augment)
+          ? (b: Batch, i: number) =>
+              augmentBatch(b, dataset.input, deriveSeed(config.seed, epoch, first + i, 0xa06), augment)
           : undefined;
-      for await (const batch of readAhead(epochSplit, batches, { depth: 2, transform })) {
+      for await (const batch of readAhead(epochSplit, batches.slice(first), { depth: 2, transform })) {
+        position++;
         // Every image of this batch was skipped as corrupt (--skip-corrupt): nothing to learn from.
         if (batch.labels.length === 0) continue;
         const shape: [number, number, number, number] = [batch.labels.length, h, w, ch];
@@ -443,9 +450,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         // A macrotask turn: with every image cached the loop only awaits settled promises, and a signal
         // handler (Ctrl-C, SIGTERM from SageMaker or spot capacity) would not run until the epoch ended.
         await setImmediate();
-        if (options.signal?.aborted) {
+        if (options.signal?.aborted && position < batches.length) {
+          const seconds = (performance.now() - started) / 1000;
+          state.inProgress = {
+            epoch,
+            position,
+            step,
+            lossSum,
+            correct,
+            seen,
+            partSums,
+            slotsBefore,
+            seconds,
+          };
+          const saved = await saveCheckpoint(outDir, model, opt, state, dataset);
           throw new TrainingStopped(
-            `training stopped during epoch ${epoch + 1}; ${state.epochsCompleted} epoch(s) are checkpointed in ${outDir} (continue with --resume)`,
+            `training stopped after step ${step} of ${batches.length} in epoch ${epoch + 1}; checkpointed in ${saved} (continue with --resume)`,
           );
         }
         const seconds = (performance.now() - started) / 1000;
