@@ -153,10 +153,10 @@ function inferenceRate(name: CaseName, steps: number): number {
     inputShape: [...c.inputShape],
     seed: 1,
   });
-  const x = tf.tensor4d(seededArray(BATCH * c.inputShape.reduce((a: number, b: number) => a * b, 1), 5, -2, 2), [
-    BATCH,
-    ...c.inputShape,
-  ]);
+  const x = tf.tensor4d(
+    seededArray(BATCH * c.inputShape.reduce((a: number, b: number) => a * b, 1), 5, -2, 2),
+    [BATCH, ...c.inputShape],
+  );
   const times: number[] = [];
   for (let i = 0; i <= steps; i++) {
     const t0 = performance.now();

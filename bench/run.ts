@@ -7,14 +7,16 @@ import { benchInference } from './inference';
 import { printTable } from './measure';
 import { benchPretrained } from './pretrained';
 import { benchTrainSpeed } from './train-speed';
+import { benchVsPytorch } from './vs-pytorch';
 import { benchWire } from './wire';
 
 const only = process.argv[2];
 const suites: Record<string, () => Promise<void>> = {
   wire: async () => printTable('tensor wire format, 32×64×64×3 float32', await benchWire()),
-  train: async () =>
+  train: async () => benchVsPytorch('train'),
+  kernels: async () =>
     printTable(
-      'training images/s, batch 32 (ratio: speed-up over the first kernels)',
+      'backbone training images/s on wasm, batch 32 (ratio: speed-up over the first kernels)',
       await benchTrainSpeed(),
     ),
   data: async () =>
@@ -37,8 +39,10 @@ const suites: Record<string, () => Promise<void>> = {
       'imported ResNet-50 at 224 px, CUB preset shape (ratios: serving vs backbone only; joint vs warm-up step)',
       await benchPretrained(),
     ),
-  inference: async () =>
-    printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference()),
+  inference: async () => {
+    benchVsPytorch('inference');
+    printTable('inference latency (ratio: backbone-only time / full ProtoPool time)', await benchInference());
+  },
 };
 
 for (const [name, run] of Object.entries(suites)) {
