@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeKernels } from './kernels/native';
 import { registerConvGradientKernels } from './kernels/register';
+import { registerReluGradientFromOutput } from './kernels/relu-grad';
 import { registerSegmentSumKernel } from './kernels/segment-sum';
 import { enableWasmThreads } from './kernels/threaded-wasm';
 import { registerTopKGradient } from './kernels/topk-grad';
@@ -138,6 +139,7 @@ export async function initEngine(
     try {
       const description = await attempt();
       registerTopKGradient();
+      registerReluGradientFromOutput();
       const native = name === 'native';
       const whyNot = skipped.find((s) => s.startsWith('native: '))?.slice('native: '.length);
       current = {

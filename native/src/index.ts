@@ -28,6 +28,32 @@ export interface NativeKernels {
   ): void;
   /** dx of maxPool(x); geometry is [n, h, w, c, kh, kw, oh, ow, sh, sw, top, left]; first maximum wins ties. */
   maxPoolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  /** Training-mode batch norm over all axes but the last: writes y and the batch's mean and (biased) variance. */
+  batchNormTraining(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    channels: number,
+    epsilon: number,
+  ): void;
+  /** Its gradient: dx, dγ, dβ from dy (and the gradients of the batch statistics, when they have any). */
+  batchNormTrainingGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dMean: Float32Array | null,
+    dVariance: Float32Array | null,
+    dx: Float32Array,
+    dGamma: Float32Array,
+    dBeta: Float32Array,
+    channels: number,
+    epsilon: number,
+  ): void;
   setThreads(n: number): void;
   info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
 }

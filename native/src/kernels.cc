@@ -9,6 +9,9 @@
 #include <omp.h>
 
 #include <array>
+#include <cstdlib>
+#include <new>
+#include <cmath>
 #include <cstdint>
 #include <algorithm>
 #include <functional>
@@ -83,17 +86,49 @@ float* floats(const Napi::Value& value, int64_t expected, const char* name) {
   return arr.Data();
 }
 
+// Buffers shared by every primitive: calls run one at a time, so one filter copy and one scratchpad, each
+// as large as the largest any primitive asked for, serve them all (one per primitive cost ~100 MB for a
+// ResNet-18's three convolution directions).
+class SharedBuffer {
+ public:
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      data_.reset(static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+      if (!data_) throw std::bad_alloc();
+      size_ = bytes;
+    }
+    return data_.get();
+  }
+  size_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> data_;
+  size_t size_ = 0;
+};
+
+SharedBuffer filterCopy, scratchpad;
+
+// The scratchpad argument for a primitive made with a user-managed scratchpad.
+memory scratchpadFor(const memory::desc& d) { return memory(d, cpu(), scratchpad.get(d.get_size())); }
+
+dnnl::primitive_attr userScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 // A reorder between a caller's plain buffer and a primitive's preferred layout, with the buffer for the
 // reordered copy; a no-op when the primitive takes the plain layout.
 struct Relayout {
   memory::desc plain, wanted;
   std::unique_ptr<dnnl::reorder> step;
-  memory scratch;
 
   Relayout(const memory::desc& plainDesc, const memory::desc& wantedDesc, bool toWanted)
       : plain(plainDesc), wanted(wantedDesc) {
     if (plain == wanted) return;
-    scratch = memory(wanted, cpu());
     step = toWanted ? std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), plain, cpu(), wanted))
                     : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), wanted, cpu(), plain));
   }
@@ -102,16 +137,18 @@ struct Relayout {
   memory in(float* data) {
     memory user(plain, cpu(), data);
     if (!step) return user;
-    step->execute(stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, scratch}});
-    return scratch;
+    memory copy = shared();
+    step->execute(stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, copy}});
+    return copy;
   }
   // The memory a primitive writes to; `out(data)` then moves it into the plain buffer.
-  memory target(float* data) { return step ? scratch : memory(plain, cpu(), data); }
+  memory target(float* data) { return step ? shared() : memory(plain, cpu(), data); }
   void out(float* data) {
     if (!step) return;
     memory user(plain, cpu(), data);
-    step->execute(stream(), {{DNNL_ARG_FROM, scratch}, {DNNL_ARG_TO, user}});
+    step->execute(stream(), {{DNNL_ARG_FROM, shared()}, {DNNL_ARG_TO, user}});
   }
+  memory shared() const { return memory(wanted, cpu(), filterCopy.get(wanted.get_size())); }
 };
 
 dnnl::convolution_forward::primitive_desc forwardDesc(const Conv& g, bool bias, bool relu) {
@@ -121,7 +158,7 @@ dnnl::convolution_forward::primitive_desc forwardDesc(const Conv& g, bool bias, 
                                                   g.padR())
                 : dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, g.src(),
                                                   wanted, g.dst(), g.strides(), g.dilation(), g.padL(), g.padR());
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = userScratchpad();
   if (relu) {
     dnnl::post_ops ops;
     ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
@@ -145,7 +182,7 @@ struct BackwardData {
   static dnnl::convolution_backward_data::primitive_desc make(const Conv& g) {
     dnnl::convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.weights(tag::any), g.dst(),
                                             g.strides(), g.dilation(), g.padL(), g.padR());
-    return {d, cpu(), forwardDesc(g, false, false)};
+    return {d, userScratchpad(), cpu(), forwardDesc(g, false, false)};
   }
   explicit BackwardData(const Conv& g) : pd(make(g)), prim(pd), weights(g.weights(tag::hwio), pd.weights_desc(), true) {}
 };
@@ -157,7 +194,7 @@ struct BackwardWeights {
   static dnnl::convolution_backward_weights::primitive_desc make(const Conv& g) {
     dnnl::convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.weights(tag::any), g.dst(),
                                                g.strides(), g.dilation(), g.padL(), g.padR());
-    return {d, cpu(), forwardDesc(g, false, false)};
+    return {d, userScratchpad(), cpu(), forwardDesc(g, false, false)};
   }
   explicit BackwardWeights(const Conv& g)
       : pd(make(g)), prim(pd), weights(g.weights(tag::hwio), pd.diff_weights_desc(), false) {}
@@ -205,6 +242,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
                                          {DNNL_ARG_WEIGHTS, f.weights.in(w)},
                                          {DNNL_ARG_DST, memory(g.dst(), cpu(), y)}};
     if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(g.bias(), cpu(), b));
+    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpadFor(f.pd.scratchpad_desc()));
     f.prim.execute(stream(), args);
     stream().wait();
   });
@@ -220,7 +258,8 @@ Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
   return guarded(env, [&] {
     auto& k = cached<BackwardData>(backwardDatas, keyOf("d", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0),
                                    [&] { return std::make_unique<BackwardData>(g); });
-    k.prim.execute(stream(), {{DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
+    k.prim.execute(stream(), {{DNNL_ARG_SCRATCHPAD, scratchpadFor(k.pd.scratchpad_desc())},
+                              {DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
                               {DNNL_ARG_WEIGHTS, k.weights.in(w)},
                               {DNNL_ARG_DIFF_SRC, memory(g.src(), cpu(), dx)}});
     stream().wait();
@@ -238,7 +277,8 @@ Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info) {
     auto& k = cached<BackwardWeights>(backwardWeights,
                                       keyOf("w", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0),
                                       [&] { return std::make_unique<BackwardWeights>(g); });
-    k.prim.execute(stream(), {{DNNL_ARG_SRC, memory(g.src(), cpu(), x)},
+    k.prim.execute(stream(), {{DNNL_ARG_SCRATCHPAD, scratchpadFor(k.pd.scratchpad_desc())},
+                              {DNNL_ARG_SRC, memory(g.src(), cpu(), x)},
                               {DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
                               {DNNL_ARG_DIFF_WEIGHTS, k.weights.target(dw)}});
     k.weights.out(dw);
@@ -266,7 +306,7 @@ struct MatMulPrim {
   dnnl::matmul prim;
   static dnnl::matmul::primitive_desc make(const MatMul& g, bool bias, bool relu) {
     auto d = bias ? dnnl::matmul::desc(g.a(), g.b(), g.bias(), g.c()) : dnnl::matmul::desc(g.a(), g.b(), g.c());
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = userScratchpad();
     if (relu) {
       dnnl::post_ops ops;
       ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
@@ -299,6 +339,7 @@ Napi::Value MatMulEntry(const Napi::CallbackInfo& info) {
                                          {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), b)},
                                          {DNNL_ARG_DST, memory(g.c(), cpu(), c)}};
     if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(g.bias(), cpu(), bias));
+    args.emplace(DNNL_ARG_SCRATCHPAD, scratchpadFor(k.pd.scratchpad_desc()));
     k.prim.execute(stream(), args);
     stream().wait();
   });
@@ -357,6 +398,114 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// batchNormTraining(x, gamma, beta, y, mean, variance, channels, epsilon)
+//
+// Training-mode batch norm over every axis but the last (NHWC): per-channel mean and (biased) variance of
+// x, y = (x − mean)·γ/√(var + ε) + β. Sums run in double, so the variance of a large activation is not
+// the difference of two rounded float sums.
+Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t c = info[6].As<Napi::Number>().Int64Value();
+  const double eps = info[7].As<Napi::Number>().DoubleValue();
+  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
+  auto xa = info[0].As<Napi::Float32Array>();
+  const int64_t total = static_cast<int64_t>(xa.ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
+  const int64_t rows = total / c;
+  const float* x = floats(info[0], total, "x");
+  const float* gamma = floats(info[1], c, "gamma");
+  const float* beta = floats(info[2], c, "beta");
+  float* y = floats(info[3], total, "y");
+  float* mean = floats(info[4], c, "mean");
+  float* variance = floats(info[5], c, "variance");
+  std::vector<double> sum(c, 0.0), sq(c, 0.0);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* row = x + r * c;
+    for (int64_t ch = 0; ch < c; ch++) sum[ch] += row[ch];
+  }
+  for (int64_t ch = 0; ch < c; ch++) sum[ch] /= static_cast<double>(rows);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* row = x + r * c;
+    for (int64_t ch = 0; ch < c; ch++) {
+      const double d = row[ch] - sum[ch];
+      sq[ch] += d * d;
+    }
+  }
+  std::vector<float> scale(c), shift(c);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const double var = sq[ch] / static_cast<double>(rows);
+    mean[ch] = static_cast<float>(sum[ch]);
+    variance[ch] = static_cast<float>(var);
+    const double s = gamma[ch] / std::sqrt(var + eps);
+    scale[ch] = static_cast<float>(s);
+    shift[ch] = static_cast<float>(beta[ch] - sum[ch] * s);
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* in = x + r * c;
+    float* out = y + r * c;
+    for (int64_t ch = 0; ch < c; ch++) out[ch] = in[ch] * scale[ch] + shift[ch];
+  }
+  return env.Undefined();
+}
+
+// batchNormTrainingGrad(x, dy, gamma, mean, variance, dMean | null, dVariance | null, dx, dGamma, dBeta,
+//                       channels, epsilon)
+//
+// With x̂ = (x − μ)·r, r = 1/√(σ² + ε), n rows: dβ = Σdy, dγ = Σdy·x̂, and
+// dx = γr/n·(n·dy − dβ − x̂·dγ) + dμ/n + dσ²·2(x − μ)/n (the last two when the batch statistics
+// themselves feed the loss; for the moving averages alone they are zero).
+Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t c = info[10].As<Napi::Number>().Int64Value();
+  const double eps = info[11].As<Napi::Number>().DoubleValue();
+  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
+  const int64_t total = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
+  const int64_t rows = total / c;
+  const float* x = floats(info[0], total, "x");
+  const float* dy = floats(info[1], total, "dy");
+  const float* gamma = floats(info[2], c, "gamma");
+  const float* mean = floats(info[3], c, "mean");
+  const float* variance = floats(info[4], c, "variance");
+  const bool hasDMean = !info[5].IsNull() && !info[5].IsUndefined();
+  const bool hasDVar = !info[6].IsNull() && !info[6].IsUndefined();
+  const float* dMean = hasDMean ? floats(info[5], c, "dMean") : nullptr;
+  const float* dVar = hasDVar ? floats(info[6], c, "dVariance") : nullptr;
+  float* dx = floats(info[7], total, "dx");
+  float* dGamma = floats(info[8], c, "dGamma");
+  float* dBeta = floats(info[9], c, "dBeta");
+  std::vector<double> sumDy(c, 0.0), sumDyXc(c, 0.0);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * c;
+    const float* gr = dy + r * c;
+    for (int64_t ch = 0; ch < c; ch++) {
+      sumDy[ch] += gr[ch];
+      sumDyXc[ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean[ch]);
+    }
+  }
+  const double n = static_cast<double>(rows);
+  // dx = a·dy + b·(x − μ) + k per channel.
+  std::vector<float> a(c), b(c), k(c);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const double r = 1.0 / std::sqrt(static_cast<double>(variance[ch]) + eps);
+    dBeta[ch] = static_cast<float>(sumDy[ch]);
+    dGamma[ch] = static_cast<float>(sumDyXc[ch] * r);
+    const double g = gamma[ch] * r;
+    a[ch] = static_cast<float>(g);
+    b[ch] = static_cast<float>(-g * r * r * sumDyXc[ch] / n + (hasDVar ? 2.0 * dVar[ch] / n : 0.0));
+    k[ch] = static_cast<float>(-g * sumDy[ch] / n + (hasDMean ? dMean[ch] / n : 0.0));
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * c;
+    const float* gr = dy + r * c;
+    float* out = dx + r * c;
+    for (int64_t ch = 0; ch < c; ch++) out[ch] = a[ch] * gr[ch] + b[ch] * (xr[ch] - mean[ch]) + k[ch];
+  }
+  return env.Undefined();
+}
+
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1");
@@ -384,6 +533,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("isa", name);
   size_t cachedCount = forwards.size() + backwardDatas.size() + backwardWeights.size() + matmuls.size();
   out.Set("cachedPrimitives", static_cast<double>(cachedCount));
+  // Memory the kernels hold beside TF.js's tensors: the shared filter copy and scratchpad.
+  out.Set("filterCopyBytes", static_cast<double>(filterCopy.size()));
+  out.Set("scratchpadBytes", static_cast<double>(scratchpad.size()));
   return out;
 }
 
@@ -393,6 +545,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));
   exports.Set("matMul", Napi::Function::New(env, MatMulEntry));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
+  exports.Set("batchNormTraining", Napi::Function::New(env, BatchNormTraining));
+  exports.Set("batchNormTrainingGrad", Napi::Function::New(env, BatchNormTrainingGrad));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("info", Napi::Function::New(env, Info));
   return exports;

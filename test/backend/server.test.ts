@@ -61,7 +61,7 @@ describe('SageMaker contract', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({
       status: 'ok',
-      engine: 'wasm (SIMD, 1 thread)',
+      engine: 'wasm (SIMD, 1 thread); native kernels off: not used with --engine wasm',
       model: version,
       queue: 0,
     });

@@ -83,21 +83,31 @@ const isNhwc = (a: ConvAttrs) => (a.dataFormat ?? 'NHWC') === 'NHWC';
 const allFloat = (...ts: (tf.TensorInfo | undefined)[]) => ts.every((t) => !t || t.dtype === 'float32');
 const size = (t: tf.TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 
-/** Allocates the output, runs `fill` on heap views, and frees the output if the addon throws. */
+type View = (t: tf.TensorInfo) => Float32Array;
+
+/** Allocates the outputs, runs `fill` on heap views, and frees the outputs if the addon throws. */
+function produceAll(
+  backend: BackendWasm,
+  shapes: number[][],
+  fill: (view: View, outs: Float32Array[]) => void,
+): tf.TensorInfo[] {
+  const outs = shapes.map((shape) => backend.makeOutput(shape, 'float32'));
+  try {
+    const view: View = (t) => backend.typedArrayFromHeap(t) as Float32Array;
+    fill(view, outs.map(view));
+  } catch (err) {
+    for (const out of outs) backend.disposeData(out.dataId);
+    throw err;
+  }
+  return outs;
+}
+
 function produce(
   backend: BackendWasm,
   shape: number[],
-  fill: (view: (t: tf.TensorInfo) => Float32Array, out: Float32Array) => void,
+  fill: (view: View, out: Float32Array) => void,
 ): tf.TensorInfo {
-  const out = backend.makeOutput(shape, 'float32');
-  try {
-    const view = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-    fill(view, view(out));
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return produceAll(backend, [shape], (view, [out]) => fill(view, out!))[0]!;
 }
 
 function convKernel(
@@ -241,6 +251,67 @@ function maxPoolGradKernel(native: NativeKernels) {
   };
 }
 
+/**
+ * Kernels TF.js does not have: training-mode batch norm as one op (see model/batch-norm.ts) and its
+ * gradient, each one pass over the activation instead of a dozen element-wise kernels, keeping nothing
+ * full-size for the backward pass but the input.
+ */
+export const BATCH_NORM_TRAINING = 'ProtoPoolBatchNormTraining';
+export const BATCH_NORM_TRAINING_GRAD = 'ProtoPoolBatchNormTrainingGrad';
+
+function batchNormKernels(native: NativeKernels): tf.KernelConfig[] {
+  const channelsOf = (x: tf.TensorInfo) => x.shape.at(-1)!;
+  return [
+    {
+      kernelName: BATCH_NORM_TRAINING,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const { x, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
+        const c = channelsOf(x!);
+        return produceAll(backend as BackendWasm, [x!.shape, [c], [c]], (view, [y, mean, variance]) =>
+          native.batchNormTraining(
+            view(x!),
+            view(gamma!),
+            view(beta!),
+            y!,
+            mean!,
+            variance!,
+            c,
+            attrs!.epsilon as number,
+          ),
+        );
+      },
+    },
+    {
+      kernelName: BATCH_NORM_TRAINING_GRAD,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const { x, dy, gamma, mean, variance, dMean, dVariance } = inputs as Record<
+          string,
+          tf.TensorInfo | undefined
+        >;
+        const c = channelsOf(x!);
+        return produceAll(backend as BackendWasm, [x!.shape, [c], [c]], (view, [dx, dGamma, dBeta]) =>
+          native.batchNormTrainingGrad(
+            view(x!),
+            view(dy!),
+            view(gamma!),
+            view(mean!),
+            view(variance!),
+            dMean ? view(dMean) : null,
+            dVariance ? view(dVariance) : null,
+            dx!,
+            dGamma!,
+            dBeta!,
+            c,
+            attrs!.epsilon as number,
+          ),
+        );
+      },
+    },
+  ];
+}
+
 const replaced = new Map<string, KernelFunc>();
 
 /** Replaces wasm's kernels with the addon's; the replaced ones stay as fallbacks and for `removeNativeKernels`. */
@@ -269,6 +340,7 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
       kernelFunc: (args) => impl[kernelName](args, previous.kernelFunc),
     });
   }
+  for (const kernel of batchNormKernels(native)) tf.registerKernel({ ...kernel, backendName });
 }
 
 /** Puts back the kernels `registerNativeKernels` replaced (benchmarks and the numeric tests compare both). */
@@ -280,5 +352,8 @@ export function removeNativeKernels(backendName = 'wasm'): void {
     tf.unregisterKernel(kernelName, backendName);
     tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
     replaced.delete(key);
+  }
+  for (const kernelName of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD]) {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   }
 }

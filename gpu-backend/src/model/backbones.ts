@@ -1,5 +1,6 @@
 // Feature extractors (NHWC): a small CNN for 28–64 px, ResNet-18/34/50, or any layers model cut at a layer.
 import * as tf from '@tensorflow/tfjs';
+import { batchNormalization } from './batch-norm';
 
 export const BACKBONES = ['small-cnn', 'resnet18', 'resnet34', 'resnet50'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -59,7 +60,7 @@ function convBn(
       name: `${name}_conv`,
     })
     .apply(explicit ? torchPad(x, kernel, `${name}_pad`) : x) as tf.SymbolicTensor;
-  y = tf.layers.batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
+  y = batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
 }
 

@@ -1,0 +1,163 @@
+// Training-mode batch norm as one fused op: the same outputs, gradients and moving averages as tfjs-layers'.
+
+import { loadNativeKernels } from '@protopool/native-kernels';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../gpu-backend/src/engine';
+import { registerNativeKernels, removeNativeKernels } from '../../gpu-backend/src/kernels/native';
+import { BatchNormalization } from '../../gpu-backend/src/model/batch-norm';
+import { seededArray } from '../helpers/random';
+
+const load = loadNativeKernels();
+
+const t = (shape: number[], seed: number, lo = -1, hi = 1) =>
+  tf.tensor(
+    seededArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      lo,
+      hi,
+    ),
+    shape,
+  );
+
+function relErr(ref: Float32Array, got: Float32Array): number {
+  let diff = 0;
+  let top = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(ref[i]! - got[i]!));
+    top = Math.max(top, Math.abs(ref[i]!));
+  }
+  return diff / top;
+}
+
+/**
+ * Two training steps' worth of one layer: output, dx, dγ, dβ and the moving statistics, each read back.
+ * Inputs are offset and scaled (mean 3, wide spread) so that a one-pass float32 variance would show.
+ */
+function layerRun(fused: boolean): Float32Array[] {
+  if (load.ok) {
+    if (fused) registerNativeKernels(load.kernels);
+    else removeNativeKernels();
+  }
+  const start = tf.memory().numTensors;
+  const layer = new BatchNormalization({
+    momentum: 0.9,
+    epsilon: 1e-5,
+    gammaInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 3 }),
+    betaInitializer: tf.initializers.randomUniform({ minval: -1, maxval: 1, seed: 4 }),
+  });
+  const x = tf.tidy(() => tf.add(t([4, 5, 6, 7], 1, -4, 4), 3)) as tf.Tensor4D;
+  const dy = t([4, 5, 6, 7], 2);
+  layer.build(x.shape);
+  const out: Float32Array[] = [];
+  const f = (input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, dy));
+  const dx = tf.grad(f)(x);
+  const vars = layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar, vars);
+  const y = tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor);
+  for (const r of [
+    y,
+    dx,
+    ...vars.map((v) => grads[v.name]!),
+    ...layer.nonTrainableWeights.map((w) => w.read()),
+  ]) {
+    out.push(r.dataSync() as Float32Array);
+  }
+  tf.dispose([x, dy, dx, y, value, ...Object.values(grads)]);
+  for (const w of layer.weights) w.dispose();
+  expect(tf.memory().numTensors).toBe(start);
+  return out;
+}
+
+describe.skipIf(!load.ok)('fused training-mode batch norm (native kernels)', () => {
+  beforeAll(async () => {
+    await initEngine('native');
+  });
+  afterAll(() => {
+    if (load.ok) registerNativeKernels(load.kernels);
+  });
+
+  it('gives tfjs-layers’ output, gradients (x, γ, β) and moving mean and variance', () => {
+    const reference = layerRun(false);
+    const fused = layerRun(true);
+    expect(fused.map((f) => f.length)).toEqual([840, 840, 7, 7, 7, 7]);
+    // Moving averages after three training calls differ from their start: they were updated.
+    expect(fused[4]!.some((v) => Math.abs(v) > 0.1)).toBe(true);
+    for (let i = 0; i < reference.length; i++)
+      expect(relErr(reference[i]!, fused[i]!), `output ${i}`).toBeLessThan(2e-6);
+  });
+
+  it('passes the gradients of the batch statistics when a loss uses them', () => {
+    // Not the layer's use (its statistics only feed the moving averages) but the op's contract.
+    const run = (fused: boolean) => {
+      if (load.ok) {
+        if (fused) registerNativeKernels(load.kernels);
+        else removeNativeKernels();
+      }
+      const x = tf.tidy(() => tf.add(t([3, 4, 4, 5], 5, -2, 2), 1)) as tf.Tensor4D;
+      const gamma = t([5], 6, 0.5, 1.5);
+      const beta = t([5], 7);
+      const g = tf.grad((input) => {
+        const [y, mean, variance] = fused
+          ? (tf
+              .engine()
+              .runKernel(
+                'ProtoPoolBatchNormTraining',
+                { x: input, gamma, beta },
+                { epsilon: 1e-3 },
+              ) as tf.Tensor[])
+          : (() => {
+              const m = tf.moments(input, [0, 1, 2]);
+              return [tf.batchNorm(input, m.mean, m.variance, beta, gamma, 1e-3), m.mean, m.variance];
+            })();
+        return tf.addN([tf.sum(tf.square(y!)), tf.sum(tf.mul(mean!, 3)), tf.sum(tf.mul(variance!, -2))]);
+      })(x);
+      const data = g.dataSync() as Float32Array;
+      tf.dispose([x, gamma, beta, g]);
+      return data;
+    };
+    expect(relErr(run(false), run(true))).toBeLessThan(1e-5);
+  });
+
+  it('runs tfjs-layers’ own code in inference, so serving is unchanged', () => {
+    const layer = new BatchNormalization({});
+    const x = t([2, 3, 3, 4], 8);
+    layer.build(x.shape);
+    const kernels: string[] = [];
+    const y = tf.profile(() => layer.apply(x, { training: false }) as tf.Tensor);
+    return y.then((p) => {
+      kernels.push(...p.kernels.map((k) => k.name));
+      expect(kernels).not.toContain('ProtoPoolBatchNormTraining');
+      tf.dispose([x, p.result as tf.Tensor]);
+      for (const w of layer.weights) w.dispose();
+    });
+  });
+});
+
+describe('the batch-norm layer class', () => {
+  it('is what a saved model with BatchNormalization layers loads as, with the same config', async () => {
+    const input = tf.input({ shape: [4, 4, 3] });
+    const out = new BatchNormalization({ momentum: 0.9, epsilon: 1e-5, name: 'bn' }).apply(
+      input,
+    ) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: out });
+    const json = model.toJSON(null, false) as unknown as {
+      config: { layers: { class_name: string; config: Record<string, unknown> }[] };
+    };
+    const layer = json.config.layers.find((l) => l.config.name === 'bn')!;
+    expect(layer.class_name).toBe('BatchNormalization');
+    expect(layer.config).toMatchObject({ momentum: 0.9, epsilon: 1e-5, axis: -1 });
+    const saved: tf.io.ModelArtifacts[] = [];
+    await model.save(
+      tf.io.withSaveHandler(async (a) => {
+        saved.push(a);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(saved[0]!));
+    expect(loaded.getLayer('bn')).toBeInstanceOf(BatchNormalization);
+    model.dispose();
+    loaded.dispose();
+  });
+});
