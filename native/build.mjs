@@ -29,7 +29,9 @@ if (!existsSync(header)) {
 // The kernels use oneDNN 2's operation descriptors, which oneDNN 3 removed.
 const major = /#define DNNL_VERSION_MAJOR (\d+)/.exec(readFileSync(header, 'utf8'))?.[1];
 if (major !== '2') {
-  giveUp(`oneDNN ${major ?? '?'}.x found; the native kernels are written for oneDNN 2.x (Debian 12's libdnnl-dev)`);
+  giveUp(
+    `oneDNN ${major ?? '?'}.x found; the native kernels are written for oneDNN 2.x (Debian 12's libdnnl-dev)`,
+  );
 }
 rmSync(note, { force: true });
 // npm names its bundled node-gyp in npm_config_node_gyp for install scripts; by hand, use npm's own copy.
