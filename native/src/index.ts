@@ -54,6 +54,25 @@ export interface NativeKernels {
     channels: number,
     epsilon: number,
   ): void;
+  /** dx = dy where y (relu's output) > 0, else 0. */
+  reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
+  /** A box of x (4-byte elements, rank ≤ 4) copied out. */
+  slice(
+    x: Float32Array | Int32Array,
+    xShape: Int32Array,
+    begin: Int32Array,
+    size: Int32Array,
+    out: Float32Array | Int32Array,
+  ): void;
+  /** x placed at `before` in an outShape filled with `value` (float32, rank ≤ 4). */
+  pad(
+    x: Float32Array,
+    xShape: Int32Array,
+    before: Int32Array,
+    outShape: Int32Array,
+    value: number,
+    out: Float32Array,
+  ): void;
   setThreads(n: number): void;
   info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
 }

@@ -231,6 +231,78 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
     },
   );
 
+  it.each([
+    { shape: [2, 7, 9, 5], begin: [0, 1, 2, 0], size: [2, 5, 6, 5] }, // a pad's gradient: inner rows
+    { shape: [3, 4, 6, 8], begin: [1, 0, 1, 2], size: [2, 4, 4, 3] }, // part of each channel row
+    { shape: [10, 6], begin: [2, 1], size: [5, -1] }, // rank 2, size −1: to the end
+    { shape: [7], begin: [3], size: [4] },
+  ])('slice of $shape at $begin, size $size, matches cpu (float32 and int32)', async (c) => {
+    const [ref, got] = await both(() => {
+      const x = t(c.shape, 20);
+      return [
+        tf.slice(x, c.begin, c.size),
+        tf.cast(tf.slice(tf.cast(tf.mul(x, 100), 'int32'), c.begin, c.size), 'float32'),
+      ];
+    });
+    expect(Array.from(got[0]!)).toEqual(Array.from(ref[0]!));
+    expect(Array.from(got[1]!)).toEqual(Array.from(ref[1]!));
+  });
+
+  it.each([
+    {
+      shape: [2, 5, 6, 3],
+      paddings: [
+        [0, 0],
+        [3, 3],
+        [3, 3],
+        [0, 0],
+      ],
+      value: 0,
+    }, // a ResNet stem's padding
+    {
+      shape: [1, 4, 4, 2],
+      paddings: [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+        [1, 1],
+      ],
+      value: Number.NEGATIVE_INFINITY,
+    },
+    {
+      shape: [3, 4],
+      paddings: [
+        [1, 0],
+        [2, 3],
+      ],
+      value: 1.5,
+    },
+  ] as { shape: number[]; paddings: [number, number][]; value: number }[])(
+    'pad $shape by $paddings with $value, and its gradient, match cpu',
+    async (c) => {
+      const [ref, got] = await both(() => {
+        const x = t(c.shape, 21);
+        const y = tf.pad(x, c.paddings, c.value);
+        const dy = t(y.shape, 22);
+        return [y, tf.grad((a) => tf.sum(tf.mul(tf.pad(a, c.paddings, c.value), dy)))(x)];
+      });
+      expect(Array.from(got[0]!)).toEqual(Array.from(ref[0]!));
+      expect(Array.from(got[1]!)).toEqual(Array.from(ref[1]!));
+    },
+  );
+
+  it('ReLU’s gradient (read from its output) passes dy exactly where the input was positive', async () => {
+    const [ref, got] = await both(() => {
+      // Exact zeros among the inputs (halves, rounded): the gradient there is 0, as tfjs-core's step(x) gives.
+      const x = tf.div(tf.round(tf.mul(t([4, 6, 6, 8], 23), 2)), 2);
+      const dy = t([4, 6, 6, 8], 24);
+      return [tf.grad((a) => tf.sum(tf.mul(tf.relu(a), dy)))(x), x];
+    });
+    expect(ref[1]!.filter((v) => v === 0).length).toBeGreaterThan(100);
+    expect(ref[1]!.filter((v) => v < 0).length).toBeGreaterThan(100);
+    expect(Array.from(got[0]!)).toEqual(Array.from(ref[0]!));
+  });
+
   it('the addon refuses a buffer of the wrong size with a RangeError, not a crash', () => {
     if (!load.ok) return;
     const g = Int32Array.of(1, 4, 4, 2, 3, 3, 2, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1);

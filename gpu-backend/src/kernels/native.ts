@@ -24,6 +24,8 @@ export const NATIVE_KERNELS = [
   'BatchMatMul',
   '_FusedMatMul',
   'MaxPoolGrad',
+  'Slice',
+  'PadV2',
 ] as const;
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -312,6 +314,64 @@ function batchNormKernels(native: NativeKernels): tf.KernelConfig[] {
   ];
 }
 
+/*
+ * Slice and PadV2: a ResNet's stem and strided layers pad explicitly (PyTorch's symmetric padding), and the
+ * gradient of each pad is a slice; wasm walks both element by element, these copy whole channel rows.
+ */
+function sliceKernel(native: NativeKernels) {
+  return (args: KernelArgs, fallback: KernelFunc) => {
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    if ((x!.dtype !== 'float32' && x!.dtype !== 'int32') || x!.shape.length < 1 || x!.shape.length > 4) {
+      return fallback(args);
+    }
+    const [start, extent] = tf.slice_util.parseSliceParams(x as tf.Tensor, a.begin, a.size) as [
+      number[],
+      number[],
+    ];
+    if (extent.some((d) => d === 0)) return fallback(args);
+    const backend = args.backend as BackendWasm;
+    const out = backend.makeOutput(extent, x!.dtype);
+    try {
+      const view = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array | Int32Array;
+      native.slice(
+        view(x!),
+        Int32Array.from(x!.shape),
+        Int32Array.from(start),
+        Int32Array.from(extent),
+        view(out),
+      );
+    } catch (err) {
+      backend.disposeData(out.dataId);
+      throw err;
+    }
+    return out;
+  };
+}
+
+function padKernel(native: NativeKernels) {
+  return (args: KernelArgs, fallback: KernelFunc) => {
+    const { x } = args.inputs as Record<string, tf.TensorInfo>;
+    const a = args.attrs as unknown as { paddings: [number, number][]; constantValue: number };
+    if (x!.dtype !== 'float32' || x!.shape.length < 1 || x!.shape.length > 4 || size(x!) === 0)
+      return fallback(args);
+    const outShape = x!.shape.map((d, i) => a.paddings[i]![0] + d + a.paddings[i]![1]);
+    return produce(args.backend as BackendWasm, outShape, (view, out) =>
+      native.pad(
+        view(x!),
+        Int32Array.from(x!.shape),
+        Int32Array.from(a.paddings.map((p) => p[0])),
+        Int32Array.from(outShape),
+        a.constantValue,
+        out,
+      ),
+    );
+  };
+}
+
+/** ReLU's gradient in one pass (see relu-grad.ts), where wasm needs Step, Cast and Multiply. */
+export const RELU_GRAD = 'ProtoPoolReluGrad';
+
 const replaced = new Map<string, KernelFunc>();
 
 /** Replaces wasm's kernels with the addon's; the replaced ones stay as fallbacks and for `removeNativeKernels`. */
@@ -328,6 +388,8 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
     BatchMatMul: matMulKernel(native),
     _FusedMatMul: matMulKernel(native),
     MaxPoolGrad: maxPoolGradKernel(native),
+    Slice: sliceKernel(native),
+    PadV2: padKernel(native),
   };
   for (const kernelName of NATIVE_KERNELS) {
     const previous = tf.getKernel(kernelName, backendName);
@@ -341,6 +403,16 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
     });
   }
   for (const kernel of batchNormKernels(native)) tf.registerKernel({ ...kernel, backendName });
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const { dy, y } = inputs as Record<string, tf.TensorInfo>;
+      return produce(backend as BackendWasm, y!.shape, (view, dx) =>
+        native.reluGrad(view(dy!), view(y!), dx),
+      );
+    },
+  });
 }
 
 /** Puts back the kernels `registerNativeKernels` replaced (benchmarks and the numeric tests compare both). */
@@ -353,7 +425,7 @@ export function removeNativeKernels(backendName = 'wasm'): void {
     tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
     replaced.delete(key);
   }
-  for (const kernelName of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD]) {
+  for (const kernelName of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD]) {
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   }
 }

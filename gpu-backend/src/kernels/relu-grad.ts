@@ -1,5 +1,6 @@
 // ReLU's gradient from its output rather than its input, so training keeps one activation per ReLU, not two.
 import * as tf from '@tensorflow/tfjs';
+import { RELU_GRAD } from './native';
 
 /*
  * tfjs-core saves a ReLU's input for the backward pass. In a ResNet that input is the batch norm's output,
@@ -13,7 +14,12 @@ export function registerReluGradientFromOutput(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved) => {
       const [y] = saved as [tf.Tensor];
-      return { x: () => tf.mul(dy as tf.Tensor, tf.cast(tf.step(y), 'float32')) };
+      const g = dy as tf.Tensor;
+      // One native pass where the oneDNN kernels run; Step, Cast and Multiply elsewhere.
+      if (g.dtype === 'float32' && tf.getKernel(RELU_GRAD, tf.getBackend())) {
+        return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: g, y }) as tf.Tensor };
+      }
+      return { x: () => tf.mul(g, tf.cast(tf.step(y), 'float32')) };
     },
   });
 }
