@@ -1,0 +1,78 @@
+// Registers the native addon's kernels on wasm: which of wasm's kernels they replace, and the ones they add.
+
+import type { NativeKernels } from '@protopool/native-kernels';
+import * as tf from '@tensorflow/tfjs';
+import { backpropFilter, backpropInput, convKernel } from './convolution';
+import { copies } from './copies';
+import type { KernelFunc, Replacement } from './heap';
+import { matMulKernel } from './matmul';
+import { maxPoolGradKernel } from './pooling';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD, trainingKernels } from './training-ops';
+
+export { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD };
+
+/*
+ * Why on the wasm backend rather than a backend of its own: every other op (the ProtoPool head's small
+ * ops, element-wise arithmetic) keeps wasm's SIMD kernels, and a tensor's data already sits in one flat
+ * buffer, the wasm heap, which the addon reads and writes in place (heap.ts).
+ *
+ * Each kernel handles what oneDNN does exactly the same as TF.js (float32, NHWC, bias of one value per
+ * channel, linear or ReLU activation, matMul batches that are equal or broadcast from 1) and hands
+ * anything else to the kernel it replaced.
+ */
+
+export const NATIVE_KERNELS = [
+  'Conv2D',
+  'FusedConv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'BatchMatMul',
+  '_FusedMatMul',
+  'MaxPoolGrad',
+  'Slice',
+  'PadV2',
+] as const;
+
+const replaced = new Map<string, KernelFunc>();
+
+/** Replaces wasm's kernels with the addon's; the replaced ones stay as fallbacks and for `removeNativeKernels`. */
+export function registerNativeKernels(native: NativeKernels, backendName = 'wasm'): void {
+  removeNativeKernels(backendName);
+  const impl: Record<(typeof NATIVE_KERNELS)[number], Replacement> = {
+    Conv2D: convKernel(native, false),
+    FusedConv2D: convKernel(native, true),
+    Conv2DBackpropInput: backpropInput(native),
+    Conv2DBackpropFilter: backpropFilter(native),
+    BatchMatMul: matMulKernel(native),
+    _FusedMatMul: matMulKernel(native),
+    MaxPoolGrad: maxPoolGradKernel(native),
+    ...copies(native),
+  };
+  for (const kernelName of NATIVE_KERNELS) {
+    const previous = tf.getKernel(kernelName, backendName);
+    if (!previous) throw new Error(`no ${kernelName} kernel on ${backendName} to replace`);
+    replaced.set(`${kernelName}/${backendName}`, previous.kernelFunc);
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc: (args) => impl[kernelName](args, previous.kernelFunc),
+    });
+  }
+  for (const kernel of trainingKernels(native)) tf.registerKernel({ ...kernel, backendName });
+}
+
+/** Puts back the kernels `registerNativeKernels` replaced (benchmarks and the numeric tests compare both). */
+export function removeNativeKernels(backendName = 'wasm'): void {
+  for (const kernelName of NATIVE_KERNELS) {
+    const key = `${kernelName}/${backendName}`;
+    const previous = replaced.get(key);
+    if (!previous) continue;
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
+    replaced.delete(key);
+  }
+  for (const kernelName of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD]) {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+  }
+}

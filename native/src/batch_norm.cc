@@ -1,0 +1,114 @@
+// Training-mode batch norm over NHWC buffers, forward and gradient, one pass over the activation each.
+#include "common.h"
+
+namespace protopool {
+
+// batchNormTraining(x, gamma, beta, y, mean, variance, channels, epsilon)
+//
+// Training-mode batch norm over every axis but the last (NHWC): per-channel mean and (biased) variance of
+// x, y = (x − mean)·γ/√(var + ε) + β. Sums run in double, so the variance of a large activation is not
+// the difference of two rounded float sums.
+Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t c = info[6].As<Napi::Number>().Int64Value();
+  const double eps = info[7].As<Napi::Number>().DoubleValue();
+  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
+  auto xa = info[0].As<Napi::Float32Array>();
+  const int64_t total = static_cast<int64_t>(xa.ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
+  const int64_t rows = total / c;
+  const float* x = floats(info[0], total, "x");
+  const float* gamma = floats(info[1], c, "gamma");
+  const float* beta = floats(info[2], c, "beta");
+  float* y = floats(info[3], total, "y");
+  float* mean = floats(info[4], c, "mean");
+  float* variance = floats(info[5], c, "variance");
+  std::vector<double> sum(c, 0.0), sq(c, 0.0);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* row = x + r * c;
+    for (int64_t ch = 0; ch < c; ch++) sum[ch] += row[ch];
+  }
+  for (int64_t ch = 0; ch < c; ch++) sum[ch] /= static_cast<double>(rows);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* row = x + r * c;
+    for (int64_t ch = 0; ch < c; ch++) {
+      const double d = row[ch] - sum[ch];
+      sq[ch] += d * d;
+    }
+  }
+  std::vector<float> scale(c), shift(c);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const double var = sq[ch] / static_cast<double>(rows);
+    mean[ch] = static_cast<float>(sum[ch]);
+    variance[ch] = static_cast<float>(var);
+    const double s = gamma[ch] / std::sqrt(var + eps);
+    scale[ch] = static_cast<float>(s);
+    shift[ch] = static_cast<float>(beta[ch] - sum[ch] * s);
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* in = x + r * c;
+    float* out = y + r * c;
+    for (int64_t ch = 0; ch < c; ch++) out[ch] = in[ch] * scale[ch] + shift[ch];
+  }
+  return env.Undefined();
+}
+
+// batchNormTrainingGrad(x, dy, gamma, mean, variance, dMean | null, dVariance | null, dx, dGamma, dBeta,
+//                       channels, epsilon)
+//
+// With x̂ = (x − μ)·r, r = 1/√(σ² + ε), n rows: dβ = Σdy, dγ = Σdy·x̂, and
+// dx = γr/n·(n·dy − dβ − x̂·dγ) + dμ/n + dσ²·2(x − μ)/n (the last two when the batch statistics
+// themselves feed the loss; for the moving averages alone they are zero).
+Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t c = info[10].As<Napi::Number>().Int64Value();
+  const double eps = info[11].As<Napi::Number>().DoubleValue();
+  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
+  const int64_t total = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
+  const int64_t rows = total / c;
+  const float* x = floats(info[0], total, "x");
+  const float* dy = floats(info[1], total, "dy");
+  const float* gamma = floats(info[2], c, "gamma");
+  const float* mean = floats(info[3], c, "mean");
+  const float* variance = floats(info[4], c, "variance");
+  const bool hasDMean = !info[5].IsNull() && !info[5].IsUndefined();
+  const bool hasDVar = !info[6].IsNull() && !info[6].IsUndefined();
+  const float* dMean = hasDMean ? floats(info[5], c, "dMean") : nullptr;
+  const float* dVar = hasDVar ? floats(info[6], c, "dVariance") : nullptr;
+  float* dx = floats(info[7], total, "dx");
+  float* dGamma = floats(info[8], c, "dGamma");
+  float* dBeta = floats(info[9], c, "dBeta");
+  std::vector<double> sumDy(c, 0.0), sumDyXc(c, 0.0);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * c;
+    const float* gr = dy + r * c;
+    for (int64_t ch = 0; ch < c; ch++) {
+      sumDy[ch] += gr[ch];
+      sumDyXc[ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean[ch]);
+    }
+  }
+  const double n = static_cast<double>(rows);
+  // dx = a·dy + b·(x − μ) + k per channel.
+  std::vector<float> a(c), b(c), k(c);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const double r = 1.0 / std::sqrt(static_cast<double>(variance[ch]) + eps);
+    dBeta[ch] = static_cast<float>(sumDy[ch]);
+    dGamma[ch] = static_cast<float>(sumDyXc[ch] * r);
+    const double g = gamma[ch] * r;
+    a[ch] = static_cast<float>(g);
+    b[ch] = static_cast<float>(-g * r * r * sumDyXc[ch] / n + (hasDVar ? 2.0 * dVar[ch] / n : 0.0));
+    k[ch] = static_cast<float>(-g * sumDy[ch] / n + (hasDMean ? dMean[ch] / n : 0.0));
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * c;
+    const float* gr = dy + r * c;
+    float* out = dx + r * c;
+    for (int64_t ch = 0; ch < c; ch++) out[ch] = a[ch] * gr[ch] + b[ch] * (xr[ch] - mean[ch]) + k[ch];
+  }
+  return env.Undefined();
+}
+
+}  // namespace protopool
