@@ -9,18 +9,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, Dataset, Split } from '../gpu-backend/src/data/dataset';
+import type { Dataset } from '../gpu-backend/src/data/dataset';
 import { initEngine } from '../gpu-backend/src/engine';
 import { HEAD_DEFAULTS } from '../gpu-backend/src/model/head';
 import { ProtoPoolModel } from '../gpu-backend/src/model/protopool';
 import { IMAGENET, TrainConfig } from '../gpu-backend/src/train/config';
 import { presetConfig } from '../gpu-backend/src/train/presets';
-import { TrainingStopped, train } from '../gpu-backend/src/train/trainer';
 import { importResnet } from '../gpu-backend/src/weights/import-resnet';
 import { readCheckpoint } from '../gpu-backend/src/weights/read-checkpoint';
-import { seededArray } from '../test/helpers/random';
 import { torchvisionEntries, writeSyntheticCheckpoint } from '../test/helpers/state-dicts';
 import { type BenchResult, measure } from './measure';
+import { median, syntheticSplit, trainStepTimes } from './synthetic-training';
 
 const SIDE = 224;
 const CLASSES = 200;
@@ -29,44 +28,19 @@ const BATCH = 8;
 const MICRO_BATCH = Number(process.env.PRETRAINED_MICRO_BATCH ?? 4);
 const STEPS = Number(process.env.PRETRAINED_STEPS ?? 5);
 
-/** Seeded images (already normalised) and labels: what the trainer reads does not change its speed. */
-function syntheticSplit(size: number, seed: number): Split {
-  const labels = Int32Array.from({ length: size }, (_, i) => (i * 37) % CLASSES);
-  return {
-    size,
-    labels,
-    id: (i) => `synthetic/${i}`,
-    load: async (indices): Promise<Batch> => {
-      const per = SIDE * SIDE * 3;
-      const x = new Float32Array(indices.length * per);
-      indices.forEach((i, b) => {
-        x.set(seededArray(per, seed + i, -2, 2), b * per);
-      });
-      return {
-        x,
-        shape: [indices.length, SIDE, SIDE, 3],
-        labels: Int32Array.from(indices, (i) => labels[i]!),
-        ids: indices.map((i) => `synthetic/${i}`),
-      };
-    },
-  };
-}
-
 function dataset(): Dataset {
   return {
     spec: 'synthetic',
     description: `synthetic ${SIDE} px, ${CLASSES} classes`,
     classes: Array.from({ length: CLASSES }, (_, i) => `class ${i}`),
     input: { height: SIDE, width: SIDE, channels: 3, resize: 'stretch', ...IMAGENET },
-    train: syntheticSplit(BATCH * (STEPS + 1), 1),
-    test: syntheticSplit(BATCH, 99),
+    train: syntheticSplit([SIDE, SIDE, 3], CLASSES, BATCH * (STEPS + 1), 1),
+    test: syntheticSplit([SIDE, SIDE, 3], CLASSES, BATCH, 99),
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 /** Step times of the warm-up and joint phases inside `train()`, stopped after the joint phase's steps. */
-async function trainSteps(weights: string, dir: string): Promise<{ warmup: number[]; joint: number[] }> {
+function trainSteps(weights: string): Promise<{ warmup: number[]; joint: number[] }> {
   const config = TrainConfig.parse({
     ...presetConfig('cub-resnet50-inat', CLASSES),
     model: { ...(presetConfig('cub-resnet50-inat', CLASSES).model as object), weights },
@@ -77,34 +51,7 @@ async function trainSteps(weights: string, dir: string): Promise<{ warmup: numbe
     offlineCopies: 0,
     epochs: { warmup: 1, joint: 1, lastLayer: 0 },
   });
-  const times = { warmup: [] as number[], joint: [] as number[] };
-  const stop = new AbortController();
-  let last = 0;
-  try {
-    await train({
-      dataset: dataset(),
-      config,
-      outDir: dir,
-      resume: false,
-      command: 'bench pretrained',
-      signal: stop.signal,
-      events: {
-        onEpochStart: () => {
-          last = performance.now();
-        },
-        onStep: (s) => {
-          const now = performance.now();
-          // The first step of a phase compiles its kernels: left out.
-          if (s.step > 1) times[s.phase as 'warmup' | 'joint'].push(now - last);
-          last = now;
-          if (s.phase === 'joint' && s.step === STEPS) stop.abort();
-        },
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof TrainingStopped)) throw err;
-  }
-  return times;
+  return trainStepTimes(dataset(), config, STEPS, 'bench pretrained');
 }
 
 export async function benchPretrained(): Promise<BenchResult[]> {
@@ -170,7 +117,7 @@ export async function benchPretrained(): Promise<BenchResult[]> {
     }
     model.dispose();
 
-    const steps = await trainSteps(weights, join(dir, 'run'));
+    const steps = await trainSteps(weights);
     const warm = median(steps.warmup);
     const joint = median(steps.joint);
     const rate = (ms: number) => (BATCH / (ms / 1000)).toFixed(2);

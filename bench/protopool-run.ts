@@ -3,17 +3,15 @@
 // Run by bench/vs-pytorch.ts once per engine and thread count, so that each figure (and above all each
 // peak memory, which a process never gives back) belongs to one engine alone. By hand:
 //   PROTOPOOL_THREADS=1 npx tsx bench/protopool-run.ts native resnet18-64 train 3
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
-import type { Batch, Dataset, Split } from '../gpu-backend/src/data/dataset';
+import type { Dataset } from '../gpu-backend/src/data/dataset';
 import { initEngine } from '../gpu-backend/src/engine';
 import { HEAD_DEFAULTS } from '../gpu-backend/src/model/head';
 import { ProtoPoolModel } from '../gpu-backend/src/model/protopool';
 import { TrainConfig } from '../gpu-backend/src/train/config';
-import { TrainingStopped, train } from '../gpu-backend/src/train/trainer';
 import { seededArray } from '../test/helpers/random';
+import { median, syntheticSplit, trainStepTimes } from './synthetic-training';
 
 export const BATCH = 50;
 export const CASES = {
@@ -45,30 +43,6 @@ export interface RunResult {
   peakMb: number;
 }
 
-/** Seeded images and labels: what the trainer reads does not change its speed. */
-function syntheticSplit(shape: readonly number[], size: number, seed: number): Split {
-  const per = shape.reduce((a, b) => a * b, 1);
-  const labels = Int32Array.from({ length: size }, (_, i) => i % CLASSES);
-  return {
-    size,
-    labels,
-    id: (i) => `synthetic/${i}`,
-    load: async (indices): Promise<Batch> => {
-      const x = new Float32Array(indices.length * per);
-      indices.forEach((i, b) => {
-        x.set(seededArray(per, seed + i, -2, 2), b * per);
-      });
-      return {
-        x,
-        shape: [indices.length, ...shape] as Batch['shape'],
-        labels: Int32Array.from(indices, (i) => labels[i]!),
-        ids: indices.map((i) => `synthetic/${i}`),
-      };
-    },
-  };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rate = (ms: number) => Number((BATCH / (ms / 1000)).toFixed(1));
 
 async function peakMb(): Promise<number> {
@@ -92,8 +66,8 @@ async function trainSteps(name: CaseName, steps: number): Promise<{ warmup: numb
       mean: Array(c.inputShape[2]).fill(0),
       std: Array(c.inputShape[2]).fill(1),
     },
-    train: syntheticSplit(c.inputShape, BATCH * (steps + 1), 1),
-    test: syntheticSplit(c.inputShape, BATCH, 99),
+    train: syntheticSplit(c.inputShape, CLASSES, BATCH * (steps + 1), 1),
+    test: syntheticSplit(c.inputShape, CLASSES, BATCH, 99),
   };
   const config = TrainConfig.parse({
     model: {
@@ -109,35 +83,7 @@ async function trainSteps(name: CaseName, steps: number): Promise<{ warmup: numb
     augment: false,
     epochs: { warmup: 1, joint: 1, lastLayer: 0 },
   });
-  const times = { warmup: [] as number[], joint: [] as number[] };
-  const stop = new AbortController();
-  let last = 0;
-  const dir = await mkdtemp(join(tmpdir(), 'pp-bench-run-'));
-  try {
-    await train({
-      dataset,
-      config,
-      outDir: dir,
-      resume: false,
-      command: 'bench',
-      signal: stop.signal,
-      events: {
-        onEpochStart: () => {
-          last = performance.now();
-        },
-        onStep: (s) => {
-          const now = performance.now();
-          if (s.step > 1) times[s.phase as 'warmup' | 'joint'].push(now - last);
-          last = now;
-          if (s.phase === 'joint' && s.step === steps + 1) stop.abort();
-        },
-      },
-    });
-  } catch (err) {
-    if (!(err instanceof TrainingStopped)) throw err;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const times = await trainStepTimes(dataset, config, steps + 1, 'bench');
   return { warmup: rate(median(times.warmup)), joint: rate(median(times.joint)) };
 }
 

@@ -84,9 +84,15 @@ inline SharedBuffer filterCopy, scratchpad;
 // The scratchpad argument for a primitive made with a user-managed scratchpad.
 inline memory scratchpadFor(const memory::desc& d) { return memory(d, cpu(), scratchpad.get(d.get_size())); }
 
-inline dnnl::primitive_attr userScratchpad() {
+// Attributes of every primitive here: the scratchpad is ours (shared), and ReLU may be fused as a post-op.
+inline dnnl::primitive_attr userScratchpad(bool relu = false) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
   return attr;
 }
 

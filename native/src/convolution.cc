@@ -43,13 +43,7 @@ dnnl::convolution_forward::primitive_desc forwardDesc(const Conv& g, bool bias, 
                                                   g.padR())
                 : dnnl::convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, g.src(),
                                                   wanted, g.dst(), g.strides(), g.dilation(), g.padL(), g.padR());
-  dnnl::primitive_attr attr = userScratchpad();
-  if (relu) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(ops);
-  }
-  return {d, attr, cpu()};
+  return {d, userScratchpad(relu), cpu()};
 }
 
 struct Forward {

@@ -24,13 +24,7 @@ struct MatMulPrim {
   dnnl::matmul prim;
   static dnnl::matmul::primitive_desc make(const MatMul& g, bool bias, bool relu) {
     auto d = bias ? dnnl::matmul::desc(g.a(), g.b(), g.bias(), g.c()) : dnnl::matmul::desc(g.a(), g.b(), g.c());
-    dnnl::primitive_attr attr = userScratchpad();
-    if (relu) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(ops);
-    }
-    return {d, attr, cpu()};
+    return {d, userScratchpad(relu), cpu()};
   }
   MatMulPrim(const MatMul& g, bool bias, bool relu) : pd(make(g, bias, relu)), prim(pd) {}
 };

@@ -5,6 +5,7 @@ import { initEngine } from '../../gpu-backend/src/engine';
 import { flipSpatial } from '../../gpu-backend/src/kernels/conv-grads';
 import { FAST_KERNELS } from '../../gpu-backend/src/kernels/fast-kernels';
 import { maxPoolGrad } from '../../gpu-backend/src/kernels/maxpool-grad';
+import { onCpuAnd } from '../helpers/compare';
 import { seededArray } from '../helpers/random';
 
 function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
@@ -14,21 +15,7 @@ function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): num
   return m;
 }
 
-/** Runs `f` on cpu then on wasm; returns both flat results and checks wasm leaks no tensors. */
-async function onBoth(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-  const run = () => {
-    const start = tf.memory().numTensors;
-    const outs = tf.tidy(f);
-    const data = outs.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(outs);
-    expect(tf.memory().numTensors).toBe(start);
-    return data;
-  };
-  await tf.setBackend('cpu');
-  const ref = run();
-  await tf.setBackend('wasm');
-  return [ref, run()];
-}
+const onBoth = (f: () => tf.Tensor[]) => onCpuAnd('wasm', f);
 
 const t = (shape: number[], seed: number) =>
   tf.tensor(

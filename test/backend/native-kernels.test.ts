@@ -11,6 +11,7 @@ import {
   registerNativeKernels,
   removeNativeKernels,
 } from '../../gpu-backend/src/kernels/native';
+import { onCpuAnd, relativeError } from '../helpers/compare';
 import { seededArray } from '../helpers/random';
 
 const load = loadNativeKernels();
@@ -55,34 +56,8 @@ const t = (shape: number[], seed: number, scale = 1) =>
     shape,
   );
 
-/** max |a − b| / max |a|: the kernels sum in different orders, so equal up to float rounding. */
-function relErr(ref: Float32Array, got: Float32Array): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let top = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(ref[i]! - got[i]!));
-    top = Math.max(top, Math.abs(ref[i]!));
-  }
-  return diff / Math.max(top, 1e-30);
-}
-
 describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
-  /** `f` on cpu (the reference) and on wasm with the native kernels; no tensor may leak on either. */
-  async function both(f: () => tf.Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
-    const run = () => {
-      const start = tf.memory().numTensors;
-      const outs = tf.tidy(f);
-      const data = outs.map((x) => x.dataSync() as Float32Array);
-      tf.dispose(outs);
-      expect(tf.memory().numTensors).toBe(start);
-      return data;
-    };
-    await tf.setBackend('cpu');
-    const ref = run();
-    await tf.setBackend('wasm');
-    return [ref, run()];
-  }
+  const both = (f: () => tf.Tensor[]) => onCpuAnd('wasm', f);
 
   beforeAll(async () => {
     await initEngine('native');
@@ -129,14 +104,14 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       )([x, f]);
       return [y, dx!, df!];
     });
-    for (let i = 0; i < 3; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+    for (let i = 0; i < 3; i++) expect(relativeError(got[i]!, ref[i]!)).toBeLessThan(1e-5);
   });
 
   it('conv2d with dilation 2 matches cpu', async () => {
     const [ref, got] = await both(() => [
       tf.conv2d(t([2, 9, 9, 3], 4) as tf.Tensor4D, t([3, 3, 3, 4], 5) as tf.Tensor4D, 1, 'same', 'NHWC', 2),
     ]);
-    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-5);
+    expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-5);
   });
 
   it.each(['linear', 'relu'] as const)(
@@ -157,7 +132,7 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       });
       // ReLU must actually cut: some outputs are zero, some not.
       if (activation === 'relu') expect(ref[0]!.filter((v) => v === 0).length).toBeGreaterThan(10);
-      for (let i = 0; i < 4; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+      for (let i = 0; i < 4; i++) expect(relativeError(got[i]!, ref[i]!)).toBeLessThan(1e-5);
     },
   );
 
@@ -171,7 +146,7 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
         activation: 'elu',
       }),
     ]);
-    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-5);
+    expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-5);
   });
 
   it.each([
@@ -196,7 +171,7 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       return [y, da!, db!];
     });
     expect(got.length).toBe(c.forwardOnly ? 1 : 3);
-    for (let i = 0; i < got.length; i++) expect(relErr(ref[i]!, got[i]!)).toBeLessThan(1e-5);
+    for (let i = 0; i < got.length; i++) expect(relativeError(got[i]!, ref[i]!)).toBeLessThan(1e-5);
   });
 
   it('fused matMul with bias and ReLU matches cpu', async () => {
@@ -204,7 +179,7 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       tf.fused.matMul({ a: t([6, 4], 15), b: t([4, 7], 16), bias: t([7], 17), activation: 'relu' }),
     ]);
     expect(ref[0]!.filter((v) => v === 0).length).toBeGreaterThan(3);
-    expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-6);
+    expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-6);
   });
 
   it.each([
@@ -224,7 +199,7 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
           tf.sum(dy),
         ];
       });
-      expect(relErr(ref[0]!, got[0]!)).toBeLessThan(1e-6);
+      expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-6);
       // No gradient is lost at the padded edge: Σdx = Σdy.
       const total = got[0]!.reduce((a, b) => a + b, 0);
       expect(total).toBeCloseTo(got[1]![0]!, 3);

@@ -6,6 +6,7 @@ import { initEngine } from '../../gpu-backend/src/engine';
 import type { ResnetName } from '../../gpu-backend/src/model/backbones';
 import { importResnet } from '../../gpu-backend/src/weights/import-resnet';
 import { CheckpointError } from '../../gpu-backend/src/weights/state-dict';
+import { relativeError } from '../helpers/compare';
 import { type Entries, syntheticStateDict, torchvisionEntries } from '../helpers/state-dicts';
 import { syntheticInput, syntheticValues } from '../helpers/synthetic-weights';
 
@@ -27,17 +28,6 @@ const values = (t: GoldenTensor) => {
   const bytes = Buffer.from(t.data, 'base64');
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
 };
-
-/** max |ours − PyTorch| / max |PyTorch|: relative to the map's scale, so near-zero entries do not dominate. */
-function relativeError(ours: Float32Array | Int32Array | Uint8Array, ref: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(ours[i]! - ref[i]!));
-    scale = Math.max(scale, Math.abs(ref[i]!));
-  }
-  return diff / scale;
-}
 
 const [n, c, h, w] = golden.input.shape;
 /** The golden input, NCHW as PyTorch took it, transposed to our NHWC. */
