@@ -47,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("batchNormTraining", Napi::Function::New(env, BatchNormTraining));
   exports.Set("batchNormTrainingGrad", Napi::Function::New(env, BatchNormTrainingGrad));
+  exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
   exports.Set("reluGrad", Napi::Function::New(env, ReluGrad));
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("pad", Napi::Function::New(env, Pad));

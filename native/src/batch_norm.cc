@@ -111,4 +111,39 @@ Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// batchNormInference(x, mean, variance, offset | null, scale | null, y, channels, epsilon)
+//
+// Inference-mode batch norm (the moving statistics): y = (x − mean)·scale/√(var + ε) + offset, folded
+// into one multiply-add per element.
+Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t c = info[6].As<Napi::Number>().Int64Value();
+  const double eps = info[7].As<Napi::Number>().DoubleValue();
+  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
+  const int64_t total = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
+  const float* x = floats(info[0], total, "x");
+  const float* mean = floats(info[1], c, "mean");
+  const float* variance = floats(info[2], c, "variance");
+  const bool hasOffset = !info[3].IsNull() && !info[3].IsUndefined();
+  const bool hasScale = !info[4].IsNull() && !info[4].IsUndefined();
+  const float* offset = hasOffset ? floats(info[3], c, "offset") : nullptr;
+  const float* scale = hasScale ? floats(info[4], c, "scale") : nullptr;
+  float* y = floats(info[5], total, "y");
+  std::vector<float> a(c), b(c);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const double s = (hasScale ? scale[ch] : 1.0) / std::sqrt(static_cast<double>(variance[ch]) + eps);
+    a[ch] = static_cast<float>(s);
+    b[ch] = static_cast<float>((hasOffset ? offset[ch] : 0.0) - mean[ch] * s);
+  }
+  const int64_t rows = total / c;
+#pragma omp parallel for schedule(static) if (rows > 4096)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* in = x + r * c;
+    float* out = y + r * c;
+    for (int64_t ch = 0; ch < c; ch++) out[ch] = in[ch] * a[ch] + b[ch];
+  }
+  return env.Undefined();
+}
+
 }  // namespace protopool

@@ -157,6 +157,7 @@ size_t matMulPrimitives();
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info);
 Napi::Value BatchNormTraining(const Napi::CallbackInfo& info);
 Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info);
+Napi::Value BatchNormInference(const Napi::CallbackInfo& info);
 Napi::Value ReluGrad(const Napi::CallbackInfo& info);
 Napi::Value Slice(const Napi::CallbackInfo& info);
 Napi::Value Pad(const Napi::CallbackInfo& info);

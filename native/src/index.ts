@@ -54,6 +54,17 @@ export interface NativeKernels {
     channels: number,
     epsilon: number,
   ): void;
+  /** Inference-mode batch norm over the last axis with the given (moving) statistics. */
+  batchNormInference(
+    x: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    offset: Float32Array | null,
+    scale: Float32Array | null,
+    y: Float32Array,
+    channels: number,
+    epsilon: number,
+  ): void;
   /** dx = dy where y (relu's output) > 0, else 0. */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   /** A box of x (4-byte elements, rank ≤ 4) copied out. */

@@ -278,6 +278,21 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
     expect(Array.from(got[0]!)).toEqual(Array.from(ref[0]!));
   });
 
+  it.each([true, false])(
+    'inference-mode batch norm (with scale and offset: %s) matches cpu',
+    async (affine) => {
+      const [ref, got] = await both(() => {
+        const x = t([2, 5, 5, 6], 25);
+        const variance = tf.abs(t([6], 26));
+        const args = affine
+          ? ([t([6], 27), tf.add(t([6], 28, 0.5), 1)] as const)
+          : ([undefined, undefined] as const);
+        return [tf.batchNorm(x, t([6], 29), variance, args[0], args[1], 1e-3)];
+      });
+      expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-6);
+    },
+  );
+
   it('the addon refuses a buffer of the wrong size with a RangeError, not a crash', () => {
     if (!load.ok) return;
     const g = Int32Array.of(1, 4, 4, 2, 3, 3, 2, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1);

@@ -7,7 +7,13 @@ import { copies } from './copies';
 import type { KernelFunc, Replacement } from './heap';
 import { matMulKernel } from './matmul';
 import { maxPoolGradKernel } from './pooling';
-import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD, trainingKernels } from './training-ops';
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  fusedBatchNormKernel,
+  RELU_GRAD,
+  trainingKernels,
+} from './training-ops';
 
 export { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD };
 
@@ -31,6 +37,7 @@ export const NATIVE_KERNELS = [
   'MaxPoolGrad',
   'Slice',
   'PadV2',
+  'FusedBatchNorm',
 ] as const;
 
 const replaced = new Map<string, KernelFunc>();
@@ -47,6 +54,7 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
     _FusedMatMul: matMulKernel(native),
     MaxPoolGrad: maxPoolGradKernel(native),
     ...copies(native),
+    FusedBatchNorm: fusedBatchNormKernel(native),
   };
   for (const kernelName of NATIVE_KERNELS) {
     const previous = tf.getKernel(kernelName, backendName);

@@ -1,8 +1,8 @@
-// Kernels TF.js does not have: fused training-mode batch norm and its gradient, ReLU's gradient in one pass.
+// Batch norm in one pass each way (training as one op with its gradient; inference) and ReLU's gradient.
 import type { NativeKernels } from '@protopool/native-kernels';
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { produce, produceAll } from './heap';
+import { produce, produceAll, type Replacement } from './heap';
 
 /**
  * Kernels TF.js does not have: training-mode batch norm as one op (see model/batch-norm.ts) and its
@@ -83,4 +83,30 @@ export function trainingKernels(native: NativeKernels): tf.KernelConfig[] {
       },
     },
   ];
+}
+
+/** Inference-mode batch norm (FusedBatchNorm) in one multiply-add pass, where wasm takes three. */
+export function fusedBatchNormKernel(native: NativeKernels): Replacement {
+  return (args, fallback) => {
+    const { x, mean, variance, offset, scale } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+    const c = x!.shape.at(-1)!;
+    const perChannel = [mean, variance, offset, scale].every(
+      (t) => !t || (t.shape.length === 1 && t.shape[0] === c),
+    );
+    const floats = [x, mean, variance, offset, scale].every((t) => !t || t.dtype === 'float32');
+    if (!perChannel || !floats || x!.shape.some((d) => d === 0)) return fallback(args);
+    return produce(args.backend as BackendWasm, x!.shape, (view, y) =>
+      native.batchNormInference(
+        view(x!),
+        view(mean!),
+        view(variance!),
+        offset ? view(offset) : null,
+        scale ? view(scale) : null,
+        y,
+        c,
+        varianceEpsilon,
+      ),
+    );
+  };
 }
