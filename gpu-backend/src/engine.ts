@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { useLeanBackprop } from './kernels/lean-backprop';
 import { registerNativeKernels } from './kernels/native';
 import { registerConvGradientKernels } from './kernels/register';
 import { registerReluGradientFromOutput } from './kernels/relu-grad';
@@ -140,6 +141,7 @@ export async function initEngine(
       const description = await attempt();
       registerTopKGradient();
       registerReluGradientFromOutput();
+      useLeanBackprop();
       const native = name === 'native';
       const whyNot = skipped.find((s) => s.startsWith('native: '))?.slice('native: '.length);
       current = {
