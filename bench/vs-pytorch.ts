@@ -3,14 +3,15 @@
 // Each figure comes from its own process (bench/protopool-run.ts, scripts/torch/bench-protopool.py), so
 // each peak memory belongs to one engine alone. Ratios are to PyTorch with the same thread count, measured
 // in the same run; without Debian's python3-torch the PyTorch rows are left out and the ratios are to
-// wasm's kernels on one thread. BENCH_STEPS (default 3) measured steps per phase, after one unmeasured.
+// wasm's kernels on one thread. BENCH_STEPS (default 5) measured steps per phase, after one unmeasured:
+// step times on this 2-core machine wander by ±15% from run to run, so fewer steps make noisy ratios.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadNativeKernels } from '@protopool/native-kernels';
 import { BATCH, CASES, type CaseName, type RunResult } from './protopool-run';
 
-const STEPS = Number(process.env.BENCH_STEPS ?? 3);
+const STEPS = Number(process.env.BENCH_STEPS ?? 5);
 const TORCH_PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -49,11 +50,14 @@ function pytorch(name: CaseName, mode: Mode, threads: number): RunResult {
     ...['--case', name, '--mode', mode, '--threads', String(threads), '--batch', String(BATCH)],
     ...['--steps', String(STEPS)],
   ];
-  const out = execFileSync(TORCH_PYTHON, args, {
+  // Its per-step progress goes to stderr: kept out of the table, shown if it fails.
+  const run = spawnSync(TORCH_PYTHON, args, {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: String(threads) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (run.status !== 0) throw new Error(`bench-protopool.py failed (${run.status}):\n${run.stderr}`);
+  const out = run.stdout;
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`bench-protopool.py printed no result for ${name} ${mode}`);
   const r = JSON.parse(line.slice('RESULT '.length)) as Record<string, number | string>;
