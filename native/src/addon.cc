@@ -49,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormTrainingGrad", Napi::Function::New(env, BatchNormTrainingGrad));
   exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
   exports.Set("reluGrad", Napi::Function::New(env, ReluGrad));
+  exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("pad", Napi::Function::New(env, Pad));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

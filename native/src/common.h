@@ -159,6 +159,7 @@ Napi::Value BatchNormTraining(const Napi::CallbackInfo& info);
 Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info);
 Napi::Value BatchNormInference(const Napi::CallbackInfo& info);
 Napi::Value ReluGrad(const Napi::CallbackInfo& info);
+Napi::Value Adam(const Napi::CallbackInfo& info);
 Napi::Value Slice(const Napi::CallbackInfo& info);
 Napi::Value Pad(const Napi::CallbackInfo& info);
 

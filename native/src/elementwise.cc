@@ -15,6 +15,38 @@ Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adam(w, g, m, v, wOut, mOut, vOut, constants: Float32Array [β₁, 1−β₁, β₂, 1−β₂, 1−β₁ᵗ, 1−β₂ᵗ, ε, −lr, wd])
+//
+// One Adam step in one pass, with L2 weight decay added to the gradient (torch.optim.Adam's). The
+// operations and their order are tfjs-core's AdamOptimizer (see train/optimizer.ts), each rounded to
+// float32 as its wasm kernels round them, so the result is the same to the bit: x86-64's baseline has no
+// fused multiply-add for the compiler to contract into.
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  const int64_t n = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  const float* w = floats(info[0], n, "w");
+  const float* g = floats(info[1], n, "g");
+  const float* m = floats(info[2], n, "m");
+  const float* v = floats(info[3], n, "v");
+  float* wOut = floats(info[4], n, "wOut");
+  float* mOut = floats(info[5], n, "mOut");
+  float* vOut = floats(info[6], n, "vOut");
+  const float* k = floats(info[7], 9, "constants");
+  const float beta1 = k[0], oneMinusBeta1 = k[1], beta2 = k[2], oneMinusBeta2 = k[3], oneMinusAcc1 = k[4],
+              oneMinusAcc2 = k[5], eps = k[6], negLr = k[7], decay = k[8];
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    const float grad = decay > 0.f ? g[i] + w[i] * decay : g[i];
+    const float m1 = m[i] * beta1 + grad * oneMinusBeta1;
+    const float v1 = v[i] * beta2 + (grad * grad) * oneMinusBeta2;
+    const float mHat = m1 / oneMinusAcc1;
+    const float vHat = v1 / oneMinusAcc2;
+    mOut[i] = m1;
+    vOut[i] = v1;
+    wOut[i] = (mHat / (std::sqrt(vHat) + eps)) * negLr + w[i];
+  }
+  return info.Env().Undefined();
+}
+
 namespace {
 
 // Shapes padded to rank 4 on the left, for the two copies below.

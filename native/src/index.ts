@@ -65,6 +65,20 @@ export interface NativeKernels {
     channels: number,
     epsilon: number,
   ): void;
+  /**
+   * One Adam step with L2 decay; constants are float32 [β₁, 1−β₁, β₂, 1−β₂, 1−β₁ᵗ, 1−β₂ᵗ, ε, −lr, decay].
+   * Writes the new weights and moments.
+   */
+  adam(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    wOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    constants: Float32Array,
+  ): void;
   /** dx = dy where y (relu's output) > 0, else 0. */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
   /** A box of x (4-byte elements, rank ≤ 4) copied out. */

@@ -11,6 +11,7 @@ import {
   registerNativeKernels,
   removeNativeKernels,
 } from '../../gpu-backend/src/kernels/native';
+import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
 import { onCpuAnd, relativeError } from '../helpers/compare';
 import { seededArray } from '../helpers/random';
 
@@ -292,6 +293,35 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       expect(relativeError(got[0]!, ref[0]!)).toBeLessThan(1e-6);
     },
   );
+
+  it('one Adam step in one pass equals the step as tfjs ops (weight decay included), to the bit', async () => {
+    const run = (native: boolean) => {
+      if (load.ok) {
+        if (native) registerNativeKernels(load.kernels);
+        else removeNativeKernels();
+      }
+      // The fused step runs exactly when its kernel is there.
+      expect(tf.getKernel('ProtoPoolAdam', 'wasm') !== undefined).toBe(native);
+      const w = tf.tidy(() => [tf.variable(t([300, 70], 30)), tf.variable(t([70], 31))]);
+      const opt = new GroupedAdam([
+        { name: 'a', variables: [w[0]!], lr: 0.003, weightDecay: 1e-3 },
+        { name: 'b', variables: [w[1]!], lr: 0.01, weightDecay: 0 },
+      ]);
+      for (let step = 0; step < 4; step++) {
+        const grads = { [w[0]!.name]: t([300, 70], 40 + step), [w[1]!.name]: t([70], 50 + step) };
+        opt.apply(grads, ['a', 'b']);
+        tf.dispose(Object.values(grads));
+      }
+      const out = w.map((v) => v.dataSync().slice() as Float32Array);
+      opt.dispose();
+      tf.dispose(w);
+      return out;
+    };
+    const start = tf.memory().numTensors;
+    const [ops, fused] = [run(false), run(true)];
+    expect(tf.memory().numTensors).toBe(start);
+    for (let i = 0; i < 2; i++) expect(Array.from(fused[i]!)).toEqual(Array.from(ops[i]!));
+  });
 
   it('the addon refuses a buffer of the wrong size with a RangeError, not a crash', () => {
     if (!load.ok) return;

@@ -1,5 +1,6 @@
 // Adam per parameter group (own learning rate, L2 weight decay as torch.optim.Adam adds it), with state I/O.
 import * as tf from '@tensorflow/tfjs';
+import { ADAM_STEP } from '../kernels/native';
 
 export interface GroupSpec {
   name: string;
@@ -40,6 +41,22 @@ class LeanAdam extends tf.AdamOptimizer {
       tf.sub(1, self.accBeta1),
       tf.sub(1, self.accBeta2),
     ]);
+    // With the native kernels, every variable's update is one kernel; its float32 constants are the scalars
+    // tfjs's ops below would use (1 − β computed in double, then rounded, as tf.mul(x, 1 − β) does).
+    const fused =
+      tf.getKernel(ADAM_STEP, tf.getBackend()) !== undefined &&
+      names.every((n) => tf.engine().registeredVariables[n]?.dtype === 'float32')
+        ? [
+            this.beta1,
+            1 - this.beta1,
+            this.beta2,
+            1 - this.beta2,
+            oneMinusAccBeta1.dataSync()[0]!,
+            oneMinusAccBeta2.dataSync()[0]!,
+            this.epsilon,
+            -this.learningRate,
+          ]
+        : undefined;
     names.forEach((name, i) => {
       const value = tf.engine().registeredVariables[name]!;
       self.accumulatedFirstMoment[i] ??= {
@@ -52,6 +69,24 @@ class LeanAdam extends tf.AdamOptimizer {
       };
       const raw = Array.isArray(variableGradients) ? variableGradients[i]!.tensor : variableGradients[name];
       if (raw == null) return;
+      if (fused) {
+        // The same step as below in one native pass (kernels/native/training-ops.ts), to the bit.
+        const outs = tf.engine().runKernel(
+          ADAM_STEP,
+          {
+            w: value,
+            g: raw,
+            m: self.accumulatedFirstMoment[i]!.variable,
+            v: self.accumulatedSecondMoment[i]!.variable,
+          },
+          { constants: [...fused, this.weightDecay] },
+        ) as unknown as tf.Tensor[];
+        self.accumulatedFirstMoment[i]!.variable.assign(outs[1]!);
+        self.accumulatedSecondMoment[i]!.variable.assign(outs[2]!);
+        value.assign(outs[0]!);
+        tf.dispose(outs);
+        return;
+      }
       tf.tidy(() => {
         const gradient = this.weightDecay > 0 ? tf.add(raw, tf.mul(value, this.weightDecay)) : raw;
         const firstMoment = self.accumulatedFirstMoment[i]!.variable;

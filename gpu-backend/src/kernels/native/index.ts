@@ -8,6 +8,7 @@ import type { KernelFunc, Replacement } from './heap';
 import { matMulKernel } from './matmul';
 import { maxPoolGradKernel } from './pooling';
 import {
+  ADAM_STEP,
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
   fusedBatchNormKernel,
@@ -15,7 +16,7 @@ import {
   trainingKernels,
 } from './training-ops';
 
-export { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD };
+export { ADAM_STEP, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD };
 
 /*
  * Why on the wasm backend rather than a backend of its own: every other op (the ProtoPool head's small
@@ -80,7 +81,7 @@ export function removeNativeKernels(backendName = 'wasm'): void {
     tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
     replaced.delete(key);
   }
-  for (const kernelName of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD]) {
+  for (const kernelName of [ADAM_STEP, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD]) {
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
   }
 }

@@ -65,6 +65,9 @@ function batchNormKernels(native: NativeKernels): tf.KernelConfig[] {
   ];
 }
 
+/** One Adam step (train/optimizer.ts) in one pass, where wasm takes about fourteen. */
+export const ADAM_STEP = 'ProtoPoolAdam';
+
 /** ReLU's gradient in one pass (see relu-grad.ts), where wasm needs Step, Cast and Multiply. */
 export const RELU_GRAD = 'ProtoPoolReluGrad';
 
@@ -72,6 +75,20 @@ export const RELU_GRAD = 'ProtoPoolReluGrad';
 export function trainingKernels(native: NativeKernels): tf.KernelConfig[] {
   return [
     ...batchNormKernels(native),
+    {
+      kernelName: ADAM_STEP,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const { w, g, m, v } = inputs as Record<string, tf.TensorInfo>;
+        const constants = Float32Array.from(attrs!.constants as number[]);
+        return produceAll(
+          backend as BackendWasm,
+          [w!.shape, w!.shape, w!.shape],
+          (view, [wOut, mOut, vOut]) =>
+            native.adam(view(w!), view(g!), view(m!), view(v!), wOut!, mOut!, vOut!, constants),
+        );
+      },
+    },
     {
       kernelName: RELU_GRAD,
       backendName: 'wasm',
