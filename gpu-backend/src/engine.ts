@@ -10,7 +10,7 @@ import { registerSegmentSumKernel } from './kernels/segment-sum';
 import { enableWasmThreads } from './kernels/threaded-wasm';
 import { registerTopKGradient } from './kernels/topk-grad';
 
-/** 'native' is wasm with its convolutions and matMuls in oneDNN (@protopool/native-kernels); 'wasm' is without. */
+/** 'native' is wasm with its heavy kernels in oneDNN and C++ (@protopool/native-kernels); 'wasm' is without. */
 export const ENGINE_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
@@ -44,6 +44,8 @@ async function tryNative(pkg: string): Promise<void> {
   await tf.ready();
 }
 
+const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
+
 /** Compute threads asked for by --threads or $PROTOPOOL_THREADS ($PROTOPOOL_WASM_THREADS, its old name). */
 export function requestedThreads(): number {
   const raw = process.env.PROTOPOOL_THREADS ?? process.env.PROTOPOOL_WASM_THREADS ?? 1;
@@ -69,14 +71,13 @@ async function tryWasm(threads: number): Promise<string> {
   registerConvGradientKernels('wasm');
   registerSegmentSumKernel('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${running} thread${running === 1 ? '' : 's'})`;
+  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${plural(running)})`;
 }
 
-const plural = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
-
 /**
- * wasm on one thread with oneDNN's convolutions and matMuls on `threads` OpenMP threads (wasm's own pool
- * would compete with them for the same cores). Throws, naming the reason, when the addon is unavailable.
+ * wasm on one thread with the native kernels (convolutions, matMuls, batch norm, Adam, …) on `threads`
+ * OpenMP threads (wasm's own pool would compete with them for the same cores). Throws, naming the reason,
+ * when the addon is unavailable.
  */
 async function tryNativeKernels(threads: number): Promise<string> {
   if (process.env.PROTOPOOL_NATIVE === '0') throw new Error('turned off by PROTOPOOL_NATIVE=0');
