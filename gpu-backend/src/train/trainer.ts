@@ -386,13 +386,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const monitorSplit: Split = limitSplit(testSplit, config.monitorSize);
   const epochs = totalEpochs(config);
   const [h, w, ch] = model.config.inputShape;
+  // Evaluation and projection in batches no larger than training's: a larger batch of activations would
+  // grow the wasm heap, which never shrinks, past what training itself needs (a 224 px ResNet-50 at 128
+  // images holds 411 MB in its stem alone). Per-image results do not depend on the batch.
+  const inferenceBatch = Math.min(128, config.batchSize);
 
   try {
     for (let epoch = state.epochsCompleted; epoch < epochs; epoch++) {
       const phase = phaseOf(config, epoch);
       if (phase === 'lastLayer' && !state.projection) {
-        state.projection = await project(model, trainSplit);
-        const after = await evaluate(model, monitorSplit);
+        state.projection = await project(model, trainSplit, inferenceBatch);
+        const after = await evaluate(model, monitorSplit, inferenceBatch);
         events?.onLog?.({
           event: 'projection',
           ...state.projection,
@@ -497,7 +501,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
               },
             )
           : undefined;
-      const test = await evaluate(model, monitorSplit);
+      const test = await evaluate(model, monitorSplit, inferenceBatch);
       const record: EpochRecord = {
         epoch: epoch + 1,
         phase,
@@ -534,14 +538,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
 
     if (!state.projection) {
-      state.projection = await project(model, trainSplit);
+      state.projection = await project(model, trainSplit, inferenceBatch);
       events?.onLog?.({
         event: 'projection',
         unused: state.projection.unused,
         meanShift: state.projection.meanShift,
       });
     }
-    const final = await evaluate(model, testSplit);
+    const final = await evaluate(model, testSplit, inferenceBatch);
     const interpretability = testSplit.partNames?.length ? await measureParts(model, testSplit) : undefined;
     if (interpretability) events?.onLog?.({ event: 'interpretability', ...interpretability });
     const serialised = await serialiseModel(model);
