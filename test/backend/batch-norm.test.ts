@@ -7,20 +7,11 @@ import { initEngine } from '../../gpu-backend/src/engine';
 import { registerNativeKernels, removeNativeKernels } from '../../gpu-backend/src/kernels/native';
 import { BatchNormalization } from '../../gpu-backend/src/model/batch-norm';
 import { relativeError } from '../helpers/compare';
-import { seededArray } from '../helpers/random';
+import { seededTensor } from '../helpers/seeded-tensor';
 
 const load = loadNativeKernels();
 
-const t = (shape: number[], seed: number, lo = -1, hi = 1) =>
-  tf.tensor(
-    seededArray(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-      lo,
-      hi,
-    ),
-    shape,
-  );
+const t = seededTensor;
 
 /**
  * Two training steps' worth of one layer: output, dx, dγ, dβ and the moving statistics, each read back.

@@ -6,7 +6,7 @@ import { flipSpatial } from '../../gpu-backend/src/kernels/conv-grads';
 import { FAST_KERNELS } from '../../gpu-backend/src/kernels/fast-kernels';
 import { maxPoolGrad } from '../../gpu-backend/src/kernels/maxpool-grad';
 import { onCpuAnd } from '../helpers/compare';
-import { seededArray } from '../helpers/random';
+import { seededTensor } from '../helpers/seeded-tensor';
 
 function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): number {
   expect(a.length).toBe(b.length);
@@ -17,14 +17,7 @@ function maxAbsDiff(a: Float32Array | number[], b: Float32Array | number[]): num
 
 const onBoth = (f: () => tf.Tensor[]) => onCpuAnd('wasm', f);
 
-const t = (shape: number[], seed: number) =>
-  tf.tensor(
-    seededArray(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-    ),
-    shape,
-  );
+const t = (shape: number[], seed: number) => seededTensor(shape, seed);
 
 describe('fast wasm kernels', () => {
   beforeAll(async () => {

@@ -3,16 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { useLeanBackprop, useStockBackprop } from '../../gpu-backend/src/kernels/lean-backprop';
-import { seededArray } from '../helpers/random';
+import { seededTensor } from '../helpers/seeded-tensor';
 
-const t = (shape: number[], seed: number) =>
-  tf.tensor(
-    seededArray(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-    ),
-    shape,
-  );
+const t = (shape: number[], seed: number) => seededTensor(shape, seed);
 
 /**
  * A small residual network's loss: conv → batch norm → ReLU → conv, a skip connection (its gradient is

@@ -13,7 +13,7 @@ import {
 } from '../../gpu-backend/src/kernels/native';
 import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
 import { onCpuAnd, relativeError } from '../helpers/compare';
-import { seededArray } from '../helpers/random';
+import { seededTensor } from '../helpers/seeded-tensor';
 
 const load = loadNativeKernels();
 // CI installs libdnnl-dev and sets this, so that a broken build fails here instead of skipping.
@@ -46,16 +46,8 @@ describe('loading the addon', () => {
   });
 });
 
-const t = (shape: number[], seed: number, scale = 1) =>
-  tf.tensor(
-    seededArray(
-      shape.reduce((a, b) => a * b, 1),
-      seed,
-      -scale,
-      scale,
-    ),
-    shape,
-  );
+/** Uniform in [−scale, scale). */
+const t = (shape: number[], seed: number, scale = 1) => seededTensor(shape, seed, -scale, scale);
 
 describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
   const both = (f: () => tf.Tensor[]) => onCpuAnd('wasm', f);
