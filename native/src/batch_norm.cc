@@ -3,6 +3,24 @@
 
 namespace protopool {
 
+namespace {
+
+// An NHWC activation seen as rows of `channels` values: the shape every kernel here works on.
+struct Rows {
+  int64_t channels, total, rows;
+};
+
+Rows rowsOf(const Napi::Value& x, const Napi::Value& channels) {
+  const int64_t c = channels.As<Napi::Number>().Int64Value();
+  if (c < 1) throw Napi::RangeError::New(x.Env(), "channels must be at least 1");
+  if (!x.IsTypedArray()) throw Napi::TypeError::New(x.Env(), "x must be a Float32Array");
+  const int64_t total = static_cast<int64_t>(x.As<Napi::TypedArray>().ElementLength());
+  if (total % c != 0) throw Napi::RangeError::New(x.Env(), "x's size is not a multiple of the channels");
+  return {c, total, total / c};
+}
+
+}  // namespace
+
 // batchNormTraining(x, gamma, beta, y, mean, variance, channels, epsilon)
 //
 // Training-mode batch norm over every axis but the last (NHWC): per-channel mean and (biased) variance of
@@ -10,13 +28,8 @@ namespace protopool {
 // the difference of two rounded float sums.
 Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t c = info[6].As<Napi::Number>().Int64Value();
+  const auto [c, total, rows] = rowsOf(info[0], info[6]);
   const double eps = info[7].As<Napi::Number>().DoubleValue();
-  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
-  auto xa = info[0].As<Napi::Float32Array>();
-  const int64_t total = static_cast<int64_t>(xa.ElementLength());
-  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
-  const int64_t rows = total / c;
   const float* x = floats(info[0], total, "x");
   const float* gamma = floats(info[1], c, "gamma");
   const float* beta = floats(info[2], c, "beta");
@@ -62,12 +75,8 @@ Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
 // themselves feed the loss; for the moving averages alone they are zero).
 Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t c = info[10].As<Napi::Number>().Int64Value();
+  const auto [c, total, rows] = rowsOf(info[0], info[10]);
   const double eps = info[11].As<Napi::Number>().DoubleValue();
-  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
-  const int64_t total = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
-  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
-  const int64_t rows = total / c;
   const float* x = floats(info[0], total, "x");
   const float* dy = floats(info[1], total, "dy");
   const float* gamma = floats(info[2], c, "gamma");
@@ -117,11 +126,8 @@ Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
 // into one multiply-add per element.
 Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const int64_t c = info[6].As<Napi::Number>().Int64Value();
+  const auto [c, total, rows] = rowsOf(info[0], info[6]);
   const double eps = info[7].As<Napi::Number>().DoubleValue();
-  if (c < 1) throw Napi::RangeError::New(env, "channels must be at least 1");
-  const int64_t total = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
-  if (total % c != 0) throw Napi::RangeError::New(env, "x's size is not a multiple of the channels");
   const float* x = floats(info[0], total, "x");
   const float* mean = floats(info[1], c, "mean");
   const float* variance = floats(info[2], c, "variance");
@@ -136,7 +142,6 @@ Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
     a[ch] = static_cast<float>(s);
     b[ch] = static_cast<float>((hasOffset ? offset[ch] : 0.0) - mean[ch] * s);
   }
-  const int64_t rows = total / c;
 #pragma omp parallel for schedule(static) if (rows > 4096)
   for (int64_t r = 0; r < rows; r++) {
     const float* in = x + r * c;

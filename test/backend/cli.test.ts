@@ -26,6 +26,9 @@ function run(args: string[], env: Record<string, string> = {}) {
 
 const nativeBuilt = loadNativeKernels().ok;
 
+/** `evaluate` on the shipped model and its embedded data: the quickest whole run of an engine. */
+const EVALUATE_SHIPPED = ['evaluate', '--model', 'models/fashion-mnist', '--data', 'fashion-mnist:embedded'];
+
 async function events(out: string): Promise<{ event: string; epoch?: number; epochsCompleted?: number }[]> {
   const file = join(out, 'train.jsonl');
   if (!existsSync(file)) return [];
@@ -58,19 +61,7 @@ describe('protopool CLI', () => {
   });
 
   it('runs the wasm engine on both cores with --engine wasm --threads 2, and exits when done', () => {
-    const r = run([
-      '--engine',
-      'wasm',
-      '--threads',
-      '2',
-      'evaluate',
-      '--model',
-      'models/fashion-mnist',
-      '--data',
-      'fashion-mnist:embedded',
-      '--limit',
-      '64',
-    ]);
+    const r = run(['--engine', 'wasm', '--threads', '2', ...EVALUATE_SHIPPED, '--limit', '64']);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain(
       'engine: wasm (SIMD, 2 threads); native kernels off: not used with --engine wasm',
@@ -79,15 +70,7 @@ describe('protopool CLI', () => {
   });
 
   it.skipIf(!nativeBuilt)('gives oneDNN the threads, not wasm, when the native kernels run', () => {
-    const args = [
-      'evaluate',
-      '--model',
-      'models/fashion-mnist',
-      '--data',
-      'fashion-mnist:embedded',
-      '--limit',
-      '64',
-    ];
+    const args = [...EVALUATE_SHIPPED, '--limit', '64'];
     const r = run(['--threads', '2', ...args], { PROTOPOOL_ENGINE: 'auto' });
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(
@@ -100,31 +83,12 @@ describe('protopool CLI', () => {
   });
 
   it('falls back to wasm, saying why, when the native kernels are turned off', () => {
-    const r = run(
-      ['evaluate', '--model', 'models/fashion-mnist', '--data', 'fashion-mnist:embedded', '--limit', '8'],
-      {
-        PROTOPOOL_ENGINE: 'auto',
-        PROTOPOOL_NATIVE: '0',
-      },
-    );
+    const r = run([...EVALUATE_SHIPPED, '--limit', '8'], { PROTOPOOL_ENGINE: 'auto', PROTOPOOL_NATIVE: '0' });
     expect(r.status).toBe(0);
     expect(r.stderr).toContain(
       'engine: wasm (SIMD, 1 thread); native kernels off: turned off by PROTOPOOL_NATIVE=0',
     );
-    const forced = run(
-      [
-        '--engine',
-        'native',
-        'evaluate',
-        '--model',
-        'models/fashion-mnist',
-        '--data',
-        'fashion-mnist:embedded',
-      ],
-      {
-        PROTOPOOL_NATIVE: '0',
-      },
-    );
+    const forced = run(['--engine', 'native', ...EVALUATE_SHIPPED], { PROTOPOOL_NATIVE: '0' });
     expect(forced.status).not.toBe(0);
     expect(forced.stderr).toContain('native: turned off by PROTOPOOL_NATIVE=0');
   });
