@@ -36,6 +36,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   // Memory the kernels hold beside TF.js's tensors: the shared filter copy and scratchpad.
   out.Set("filterCopyBytes", static_cast<double>(filterCopy.size()));
   out.Set("scratchpadBytes", static_cast<double>(scratchpad.size()));
+  out.Set("gatherBytes", static_cast<double>(gatheredX.size() + gatheredDy.size()));
   return out;
 }
 
@@ -43,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2d", Napi::Function::New(env, Conv2d));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
   exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBackpropFilter));
+  exports.Set("conv2dBackpropFilterMethod", Napi::Function::New(env, Conv2dBackpropFilterMethod));
   exports.Set("matMul", Napi::Function::New(env, MatMulEntry));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("batchNormTraining", Napi::Function::New(env, BatchNormTraining));

@@ -80,6 +80,8 @@ class SharedBuffer {
 };
 
 inline SharedBuffer filterCopy, scratchpad;
+// The rows a filter gradient by taps gathers (convolution.cc `backwardWeightsByTaps`).
+inline SharedBuffer gatheredX, gatheredDy;
 
 // The scratchpad argument for a primitive made with a user-managed scratchpad.
 inline memory scratchpadFor(const memory::desc& d) { return memory(d, cpu(), scratchpad.get(d.get_size())); }
@@ -151,6 +153,7 @@ inline Napi::Value guarded(const Napi::Env& env, F&& body) {
 Napi::Value Conv2d(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info);
+Napi::Value Conv2dBackpropFilterMethod(const Napi::CallbackInfo& info);
 size_t convolutionPrimitives();
 Napi::Value MatMulEntry(const Napi::CallbackInfo& info);
 size_t matMulPrimitives();

@@ -17,6 +17,8 @@ export interface NativeKernels {
   ): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
+  /** How conv2dBackpropFilter handles a geometry: one gemm per filter tap, or oneDNN's convolution. */
+  conv2dBackpropFilterMethod(geometry: Int32Array): 'taps' | 'onednn';
   /** c[b] = relu?(op(a[b])·op(b[b]) + bias?); geometry is [batchA, batchB, m, k, n, transposeA, transposeB]. */
   matMul(
     a: Float32Array,

@@ -11,6 +11,7 @@ import {
   registerNativeKernels,
   removeNativeKernels,
 } from '../../gpu-backend/src/kernels/native';
+import { convGeometry } from '../../gpu-backend/src/kernels/native/convolution';
 import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
 import { onCpuAnd, relativeError } from '../helpers/compare';
 import { seededTensor } from '../helpers/seeded-tensor';
@@ -84,6 +85,9 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
     { x: [2, 6, 6, 8], f: [1, 1, 8, 16], s: 2, pad: 'valid' }, // a downsampling shortcut
     { x: [2, 5, 6, 3], f: [2, 3, 3, 4], s: [1, 2], pad: 'same' }, // even kernel, unequal strides
     { x: [1, 2, 2, 16], f: [3, 3, 16, 16], s: 1, pad: 'same' }, // ResNet-18's last stage at 64 px: mostly padding
+    // Wide enough for the filter gradient by taps (convolution.cc `useTaps`): a small map, and a strided one.
+    { x: [2, 2, 2, 128], f: [3, 3, 128, 64], s: 1, pad: 'same' },
+    { x: [3, 5, 5, 64], f: [3, 3, 64, 128], s: 2, pad: 'valid' },
   ];
 
   it.each(convCases)('conv2d $x * $f (stride $s, pad $pad) and both gradients match cpu', async (c) => {
@@ -98,6 +102,32 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
       return [y, dx!, df!];
     });
     for (let i = 0; i < 3; i++) expect(relativeError(got[i]!, ref[i]!)).toBeLessThan(1e-5);
+  });
+
+  it('computes the filter gradients of wide layers on small maps by taps, the others in oneDNN', () => {
+    const method = (x: number[], f: number[], stride: number, pad: 'same' | 'valid') =>
+      load.ok &&
+      load.kernels.conv2dBackpropFilterMethod(
+        convGeometry(
+          tf.backend_util.computeConv2DInfo(
+            x as [number, number, number, number],
+            f as [number, number, number, number],
+            stride,
+            1,
+            pad,
+          ),
+        ),
+      );
+    // ResNet-18 at 64 px: its last stage (where oneDNN's nhwc kernel falls back to im2col), the strided entry.
+    expect(method([50, 2, 2, 512], [3, 3, 512, 512], 1, 'same')).toBe('taps');
+    expect(method([50, 18, 18, 64], [3, 3, 64, 128], 2, 'valid')).toBe('taps');
+    // The cases above that exercise it.
+    expect(method([2, 2, 2, 128], [3, 3, 128, 64], 1, 'same')).toBe('taps');
+    expect(method([3, 5, 5, 64], [3, 3, 64, 128], 2, 'valid')).toBe('taps');
+    // Narrow sides (the stem, the first stage) and 1×1 shortcuts stay with oneDNN.
+    expect(method([50, 70, 70, 3], [7, 7, 3, 64], 2, 'valid')).toBe('onednn');
+    expect(method([50, 16, 16, 64], [3, 3, 64, 64], 1, 'same')).toBe('onednn');
+    expect(method([50, 16, 16, 64], [1, 1, 64, 128], 2, 'valid')).toBe('onednn');
   });
 
   it('conv2d with dilation 2 matches cpu', async () => {

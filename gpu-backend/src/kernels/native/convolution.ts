@@ -25,7 +25,7 @@ interface ConvAttrs {
 }
 
 /** [n, h, w, c, kh, kw, co, oh, ow, sh, sw, top, left, bottom, right, dh, dw], as kernels.cc reads it. */
-function convGeometry(info: tf.backend_util.Conv2DInfo): Int32Array {
+export function convGeometry(info: tf.backend_util.Conv2DInfo): Int32Array {
   const p = info.padInfo;
   return Int32Array.of(
     info.batchSize,
