@@ -1,6 +1,7 @@
 // Feature extractors (NHWC): a small CNN for 28–64 px, ResNet-18/34/50, or any layers model cut at a layer.
 import * as tf from '@tensorflow/tfjs';
 import { batchNormalization } from './batch-norm';
+import { conv2d } from './conv2d';
 
 export const BACKBONES = ['small-cnn', 'resnet18', 'resnet34', 'resnet50'] as const;
 export type BackboneName = (typeof BACKBONES)[number];
@@ -49,17 +50,15 @@ function convBn(
   padding: 'tf' | 'torch' = 'tf',
 ): tf.SymbolicTensor {
   const explicit = padding === 'torch' && stride > 1 && kernel > 1;
-  let y = tf.layers
-    .conv2d({
-      filters,
-      kernelSize: kernel,
-      strides: stride,
-      padding: explicit ? 'valid' : 'same',
-      useBias: false,
-      kernelInitializer: seeds.he(),
-      name: `${name}_conv`,
-    })
-    .apply(explicit ? torchPad(x, kernel, `${name}_pad`) : x) as tf.SymbolicTensor;
+  let y = conv2d({
+    filters,
+    kernelSize: kernel,
+    strides: stride,
+    padding: explicit ? 'valid' : 'same',
+    useBias: false,
+    kernelInitializer: seeds.he(),
+    name: `${name}_conv`,
+  }).apply(explicit ? torchPad(x, kernel, `${name}_pad`) : x) as tf.SymbolicTensor;
   y = batchNormalization({ ...BN, name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
 }
