@@ -9,9 +9,11 @@ Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
   const float* dy = floats(info[0], total, "dy");
   const float* y = floats(info[1], total, "y");
   float* dx = floats(info[2], total, "dx");
-#pragma omp parallel for schedule(static) if (total > 65536)
-  // A multiply, not a select: dy·0 keeps the sign of zero exactly as tfjs-core's dy·step(x) does.
-  for (int64_t i = 0; i < total; i++) dx[i] = dy[i] * (y[i] > 0.f ? 1.f : 0.f);
+  // A multiply, not a select: dy·0 keeps the sign of zero exactly as tfjs-core's dy·step(x) does. The step
+  // is a comparison's 0/1 converted, which vectorises; a `?:` compiled to a branch, mispredicted on half the
+  // elements of a ReLU's output (8× slower on a 50×32×32×64 map).
+#pragma omp parallel for simd schedule(static) if (total > 65536)
+  for (int64_t i = 0; i < total; i++) dx[i] = dy[i] * static_cast<float>(y[i] > 0.f);
   return info.Env().Undefined();
 }
 
