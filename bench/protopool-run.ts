@@ -3,7 +3,6 @@
 // Run by bench/vs-pytorch.ts once per engine and thread count, so that each figure (and above all each
 // peak memory, which a process never gives back) belongs to one engine alone. By hand:
 //   PROTOPOOL_THREADS=1 npx tsx bench/protopool-run.ts native resnet18-64 train 3
-import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../gpu-backend/src/data/dataset';
 import { initEngine } from '../gpu-backend/src/engine';
@@ -11,7 +10,7 @@ import { HEAD_DEFAULTS } from '../gpu-backend/src/model/head';
 import { ProtoPoolModel } from '../gpu-backend/src/model/protopool';
 import { TrainConfig } from '../gpu-backend/src/train/config';
 import { seededArray } from '../test/helpers/random';
-import { median, syntheticSplit, trainStepTimes } from './synthetic-training';
+import { median, peakMb, syntheticSplit, trainStepTimes } from './synthetic-training';
 
 export const BATCH = 50;
 export const CASES = {
@@ -45,14 +44,11 @@ export interface RunResult {
 
 const rate = (ms: number) => Number((BATCH / (ms / 1000)).toFixed(1));
 
-async function peakMb(): Promise<number> {
-  const status = await readFile('/proc/self/status', 'utf8');
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return Number((kb / 1024).toFixed(0));
-}
-
 /** `steps` measured steps of warm-up and of joint training inside `train()` (the first of each dropped). */
-async function trainSteps(name: CaseName, steps: number): Promise<{ warmup: number; joint: number }> {
+async function trainSteps(
+  name: CaseName,
+  steps: number,
+): Promise<{ warmup: number; joint: number; peakMb: number }> {
   const c = CASES[name];
   const dataset: Dataset = {
     spec: 'synthetic',
@@ -84,7 +80,7 @@ async function trainSteps(name: CaseName, steps: number): Promise<{ warmup: numb
     epochs: { warmup: 1, joint: 1, lastLayer: 0 },
   });
   const times = await trainStepTimes(dataset, config, steps + 1, 'bench');
-  return { warmup: rate(median(times.warmup)), joint: rate(median(times.joint)) };
+  return { warmup: rate(median(times.warmup)), joint: rate(median(times.joint)), peakMb: times.peakMb };
 }
 
 function inferenceRate(name: CaseName, steps: number): number {
@@ -124,8 +120,10 @@ export async function runOnce(
 ): Promise<RunResult> {
   const info = await initEngine(engine);
   const figures =
-    mode === 'train' ? await trainSteps(name, steps) : { inference: inferenceRate(name, steps) };
-  return { engine: info.description, ...figures, peakMb: await peakMb() };
+    mode === 'train'
+      ? await trainSteps(name, steps)
+      : { inference: inferenceRate(name, steps), peakMb: peakMb() };
+  return { engine: info.description, ...figures };
 }
 
 if (process.argv[1]?.endsWith('protopool-run.ts')) {

@@ -1,4 +1,5 @@
 // Training benchmarks' shared parts: seeded synthetic images, and step times measured inside `train()`.
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,17 +42,24 @@ export function syntheticSplit(shape: readonly number[], classes: number, size: 
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** Peak resident memory of this process so far (VmHWM), MB. */
+export function peakMb(): number {
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
 /**
  * Step times (ms) of the warm-up and joint phases of a real `train()` run, stopped once the joint phase has
- * taken `jointSteps` steps. The first step of each phase compiles its kernels and is left out.
+ * taken `jointSteps` steps. The first step of each phase compiles its kernels and is left out. `peakMb` is the
+ * process's peak memory over those steps.
  */
 export async function trainStepTimes(
   dataset: Dataset,
   config: TrainConfig,
   jointSteps: number,
   command: string,
-): Promise<{ warmup: number[]; joint: number[] }> {
-  const times = { warmup: [] as number[], joint: [] as number[] };
+): Promise<{ warmup: number[]; joint: number[]; peakMb: number }> {
+  const times = { warmup: [] as number[], joint: [] as number[], peakMb: 0 };
   const stop = new AbortController();
   const dir = await mkdtemp(join(tmpdir(), 'pp-bench-train-'));
   let last = 0;
@@ -71,7 +79,12 @@ export async function trainStepTimes(
           const now = performance.now();
           if (s.step > 1) times[s.phase as 'warmup' | 'joint'].push(now - last);
           last = now;
-          if (s.phase === 'joint' && s.step === jointSteps) stop.abort();
+          if (s.phase === 'joint' && s.step === jointSteps) {
+            // Read before stopping: the stop writes a checkpoint (weights and Adam's moments copied out of
+            // the engine), a peak of its own that the PyTorch twin, which saves nothing, does not have.
+            times.peakMb = peakMb();
+            stop.abort();
+          }
         },
       },
     });
