@@ -83,7 +83,8 @@ async function trainSteps(
   return { warmup: rate(median(times.warmup)), joint: rate(median(times.joint)), peakMb: times.peakMb };
 }
 
-function inferenceRate(name: CaseName, steps: number): number {
+/** Batches per second of the model as `protopool serve` runs it (frozen: batch norm folded). */
+async function inferenceRate(name: CaseName, steps: number): Promise<number> {
   const c = CASES[name];
   const model = ProtoPoolModel.create({
     ...HEAD_DEFAULTS,
@@ -95,6 +96,7 @@ function inferenceRate(name: CaseName, steps: number): number {
     inputShape: [...c.inputShape],
     seed: 1,
   });
+  await model.freeze();
   const x = tf.tensor4d(
     seededArray(BATCH * c.inputShape.reduce((a: number, b: number) => a * b, 1), 5, -2, 2),
     [BATCH, ...c.inputShape],
@@ -122,7 +124,7 @@ export async function runOnce(
   const figures =
     mode === 'train'
       ? await trainSteps(name, steps)
-      : { inference: inferenceRate(name, steps), peakMb: peakMb() };
+      : { inference: await inferenceRate(name, steps), peakMb: peakMb() };
   return { engine: info.description, ...figures };
 }
 

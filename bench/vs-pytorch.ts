@@ -3,8 +3,9 @@
 // Each figure comes from its own process (bench/protopool-run.ts, scripts/torch/bench-protopool.py), so
 // each peak memory belongs to one engine alone. Ratios are to PyTorch with the same thread count, measured
 // in the same run; without Debian's python3-torch the PyTorch rows are left out and the ratios are to
-// wasm's kernels on one thread. BENCH_STEPS (default 5) measured steps per phase, after one unmeasured:
-// step times on this 2-core machine wander by ±15% from run to run, so fewer steps make noisy ratios.
+// wasm's kernels on one thread. BENCH_STEPS (default 5) measured training steps per phase, after one
+// unmeasured, and 4× as many inference batches (cheap, and slower for their first few: a median of 5 can land
+// on those): step times on this 2-core machine wander by ±15% from run to run, so fewer make noisy ratios.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { loadNativeKernels } from '@protopool/native-kernels';
 import { BATCH, CASES, type CaseName, type RunResult } from './protopool-run';
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 5);
+const steps = (mode: Mode) => (mode === 'inference' ? 4 * STEPS : STEPS);
 const TORCH_PYTHON = '/usr/bin/python3';
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -27,7 +29,7 @@ export interface Row {
 function ours(engine: 'native' | 'wasm', name: CaseName, mode: Mode, threads: number): RunResult {
   const out = execFileSync(
     process.execPath,
-    [...process.execArgv, `${here}protopool-run.ts`, engine, name, mode, String(STEPS)],
+    [...process.execArgv, `${here}protopool-run.ts`, engine, name, mode, String(steps(mode))],
     {
       encoding: 'utf8',
       env: { ...process.env, PROTOPOOL_THREADS: String(threads) },
@@ -48,7 +50,7 @@ function pytorch(name: CaseName, mode: Mode, threads: number): RunResult {
   const args = [
     `${here}../scripts/torch/bench-protopool.py`,
     ...['--case', name, '--mode', mode, '--threads', String(threads), '--batch', String(BATCH)],
-    ...['--steps', String(STEPS)],
+    ...['--steps', String(steps(mode))],
   ];
   // Its per-step progress goes to stderr: kept out of the table, shown if it fails.
   const run = spawnSync(TORCH_PYTHON, args, {

@@ -55,6 +55,7 @@ export function addExplainCommands(cli: Command): void {
       await initEngine(cli.opts().engine);
       await initImageCodecs();
       const { model, manifest } = await loadModelDir(dir);
+      await model.freeze(); // as the server runs it, so both explain an image alike
       try {
         const { height, width, channels } = manifest.input;
         const options = ClassifyOptions.parse({ topK: o.topK, explainTopK: Boolean(o.allClasses) });

@@ -1,6 +1,7 @@
 // The ProtoPool network: features (backbone + add-on: 1×1 conv + sigmoid) feeding the prototype head.
 import * as tf from '@tensorflow/tfjs';
 import { type BackboneName, buildBackbone } from './backbones';
+import { foldBatchNorm } from './fold-batch-norm';
 import { type AssignmentMode, type HeadConfig, type HeadOutput, ProtoPoolHead } from './head';
 
 export const ADDON_LAYER = 'addon_conv';
@@ -72,15 +73,36 @@ export class ProtoPoolModel {
       .trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   }
 
+  /** `features` with batch norm folded into the convolutions, once `freeze` has made it. */
+  private frozen?: tf.LayersModel;
+
+  /**
+   * For a model that is done training (serving, explanations): inference from here on runs through a copy
+   * with batch norm folded into the convolutions (model/fold-batch-norm.ts), fewer kernels and passes over
+   * memory. Inference results then agree with the unfrozen model to float32 rounding, not to the bit, and
+   * no longer follow changes to the weights. Training (`forward` with `training`) still uses `features`.
+   */
+  async freeze(): Promise<{ batchNorms: number; relus: number }> {
+    if (this.frozen) this.frozen.dispose();
+    const { model, folded } = await foldBatchNorm(this.features);
+    this.frozen = model;
+    return folded;
+  }
+
+  /** The layers inference runs through. */
+  private get inferenceFeatures(): tf.LayersModel {
+    return this.frozen ?? this.features;
+  }
+
   /** Inference latents z: [B,H,W,D] for normalised images x (batch norm in its running-average mode). */
   latents(x: tf.Tensor4D): tf.Tensor4D {
-    return this.features.apply(x, { training: false }) as tf.Tensor4D;
+    return this.inferenceFeatures.apply(x, { training: false }) as tf.Tensor4D;
   }
 
   /** x: [B,H,W,C] normalised images. `training` puts batch norm in batch-statistics mode (and updates its averages). */
   forward(x: tf.Tensor4D, mode: AssignmentMode, training: boolean): ForwardResult {
     return tf.tidy(() => {
-      const z = this.features.apply(x, { training }) as tf.Tensor4D;
+      const z = (training ? this.features : this.inferenceFeatures).apply(x, { training }) as tf.Tensor4D;
       const q = this.head.assignment(mode);
       return { ...this.head.forward(z, q), q };
     });
@@ -114,6 +136,7 @@ export class ProtoPoolModel {
   dispose(): void {
     // The twins own no weights of their own; disposing `features` frees them.
     this.withShallow.clear();
+    this.frozen?.dispose();
     this.features.dispose();
     this.head.dispose();
   }

@@ -51,6 +51,8 @@ export class ModelService {
 
   static async load(dir: string, batching: BatcherOptions): Promise<ModelService> {
     const { model, manifest } = await loadModelDir(dir);
+    // Served models never train: inference runs with batch norm folded into the convolutions.
+    await model.freeze();
     const service = new ModelService(model, manifest, dir, batching);
     service.head = await headState(model);
     for (const f of manifest.files) {
