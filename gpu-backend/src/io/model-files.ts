@@ -3,6 +3,7 @@
 //   model.json + weights.bin   the features network (backbone + add-on), TF.js layers format
 //   head.json + head.bin       prototypes, slot logits, last layer (tf.io weight specs + data)
 //   manifest.json              the shared ModelManifest: version = sha256 of the weights, file checksums
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelManifest } from '@protopool/shared';
@@ -11,40 +12,30 @@ import type { HeadConfig } from '../model/head';
 import { ProtoPoolHead } from '../model/head';
 import { type ModelConfig, ProtoPoolModel } from '../model/protopool';
 import { readJson, sha256 } from './files';
+import { encodeTensors, layersWeights } from './weights-encoding';
 
 export class ModelFileError extends Error {
   override name = 'ModelFileError';
 }
 
-function joinBuffers(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
-  const parts = Array.isArray(data) ? data : [data];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(new Uint8Array(p), o);
-    o += p.byteLength;
-  }
-  return out;
+/** The bytes as one ArrayBuffer of their own, copied only if they are not one already (a large file read is). */
+function wholeBuffer(parts: Uint8Array[]): ArrayBuffer {
+  const one = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (one.byteOffset === 0 && one.byteLength === one.buffer.byteLength) return one.buffer as ArrayBuffer;
+  return one.buffer.slice(one.byteOffset, one.byteOffset + one.byteLength) as ArrayBuffer;
 }
 
-/** Serialises a layers model to { model.json, weights.bin } contents. */
-export async function serialiseLayers(model: tf.LayersModel): Promise<{ json: string; weights: Uint8Array }> {
-  let out: { json: string; weights: Uint8Array } | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      const weights = joinBuffers(artifacts.weightData as ArrayBuffer | ArrayBuffer[]);
-      const json = JSON.stringify({
-        format: 'layers-model',
-        generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
-        convertedBy: null,
-        modelTopology: artifacts.modelTopology,
-        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
-      });
-      out = { json, weights };
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return out!;
+/** Serialises a layers model to { model.json, weights.bin } contents: what `model.save` writes, byte for byte. */
+export function serialiseLayers(model: tf.LayersModel): { json: string; weights: Uint8Array } {
+  const { data, specs } = encodeTensors(layersWeights(model));
+  const json = JSON.stringify({
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    convertedBy: null,
+    modelTopology: model.toJSON(null, false),
+    weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
+  });
+  return { json, weights: data };
 }
 
 /** Loads a layers model from a directory holding model.json and its weight files (no network, no tfjs-node). */
@@ -62,25 +53,22 @@ export async function loadLayersFromDir(dir: string, modelFile = 'model.json'): 
   for (const group of json.weightsManifest) {
     for (const p of group.paths) buffers.push(await readFile(join(dir, p)));
   }
-  const data = joinBuffers(
-    buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer),
-  );
   return tf.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: json.modelTopology,
       weightSpecs: specs,
-      weightData: data.buffer as ArrayBuffer,
+      weightData: wholeBuffer(buffers),
     }),
   );
 }
 
-export async function serialiseHead(head: ProtoPoolHead): Promise<{ json: string; data: Uint8Array }> {
-  const { data, specs } = await tf.io.encodeWeights({
-    prototypes: head.prototypes,
-    slot_logits: head.slotLogits,
-    last_layer: head.lastLayer,
-  });
-  return { json: JSON.stringify({ config: head.config, weights: specs }), data: new Uint8Array(data) };
+export function serialiseHead(head: ProtoPoolHead): { json: string; data: Uint8Array } {
+  const { data, specs } = encodeTensors([
+    { name: 'prototypes', tensor: head.prototypes },
+    { name: 'slot_logits', tensor: head.slotLogits },
+    { name: 'last_layer', tensor: head.lastLayer },
+  ]);
+  return { json: JSON.stringify({ config: head.config, weights: specs }), data };
 }
 
 export function decodeHead(
@@ -109,8 +97,8 @@ export interface SerialisedModel {
 }
 
 export async function serialiseModel(model: ProtoPoolModel): Promise<SerialisedModel> {
-  const layers = await serialiseLayers(model.features);
-  const head = await serialiseHead(model.head);
+  const layers = serialiseLayers(model.features);
+  const head = serialiseHead(model.head);
   const files: Record<string, Uint8Array | string> = {
     'model.json': layers.json,
     'weights.bin': layers.weights,
@@ -122,10 +110,8 @@ export async function serialiseModel(model: ProtoPoolModel): Promise<SerialisedM
     bytes: typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength,
     sha256: sha256(content),
   }));
-  const both = new Uint8Array(layers.weights.length + head.data.length);
-  both.set(layers.weights, 0);
-  both.set(head.data, layers.weights.length);
-  return { files, version: sha256(both), checksums };
+  const version = createHash('sha256').update(layers.weights).update(head.data).digest('hex');
+  return { files, version, checksums };
 }
 
 /** Verifies every file listed in the manifest against its checksum; refuses with the file named. */

@@ -1,5 +1,6 @@
 // Adam per parameter group (own learning rate, L2 weight decay as torch.optim.Adam adds it), with state I/O.
 import * as tf from '@tensorflow/tfjs';
+import { encodeTensors, type NamedTensor } from '../io/weights-encoding';
 import { ADAM_STEP } from '../kernels/native';
 
 export interface GroupSpec {
@@ -168,19 +169,21 @@ export class GroupedAdam {
 
   /** Moments and step counts of every group, encoded (tf.io weight format) for exact resume. */
   async encodeState(): Promise<{ data: Uint8Array; specs: tf.io.WeightsManifestEntry[] }> {
-    const named: tf.NamedTensorMap = {};
+    const named: NamedTensor[] = [];
     const fresh: tf.Tensor[] = [];
     for (const [name, g] of this.groups) {
       const weights = await g.adam.getWeights();
       weights.forEach((w, i) => {
-        named[`${name}/${i}`] = w.tensor;
+        named.push({ name: `${name}/${i}`, tensor: w.tensor });
         if (i === 0) fresh.push(w.tensor); // the step count is a new scalar; the moments are Adam's own
       });
-      for (const p of PRODUCTS) named[`${name}#${p}`] = products(g.adam)[p];
+      for (const p of PRODUCTS) named.push({ name: `${name}#${p}`, tensor: products(g.adam)[p] });
     }
-    const { data, specs } = await tf.io.encodeWeights(named);
-    tf.dispose(fresh);
-    return { data: new Uint8Array(data), specs };
+    try {
+      return encodeTensors(named);
+    } finally {
+      tf.dispose(fresh);
+    }
   }
 
   async decodeState(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): Promise<void> {
