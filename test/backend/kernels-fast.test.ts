@@ -28,6 +28,34 @@ describe('fast wasm kernels', () => {
     for (const name of FAST_KERNELS) expect(tf.getKernel(name, 'wasm')).toBeDefined();
   });
 
+  const compare = {
+    equal: tf.equal,
+    notEqual: tf.notEqual,
+    greater: tf.greater,
+    greaterEqual: tf.greaterEqual,
+    less: tf.less,
+    lessEqual: tf.lessEqual,
+  };
+  it.each(Object.keys(compare) as (keyof typeof compare)[])(
+    '%s with broadcasting matches cpu, signed zeros, NaN and infinities included',
+    async (op) => {
+      const special = [0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1.5];
+      const [ref, got] = await onBoth(() => {
+        const a = tf.concat([tf.tensor1d(special), t([6 * 7 - 6], 3)]).reshape([6, 7, 1]);
+        // b against every column of a: its entries recur in a, so equal ties occur.
+        const b = tf.tensor3d([[[0, -0, Number.NaN, Number.POSITIVE_INFINITY, 1.5]]]);
+        const tiles = tf.slice(a, [0, 0, 0], [1, 5, 1]).reshape([1, 1, 5]);
+        return [
+          tf.cast(compare[op](a, b), 'float32'),
+          tf.cast(compare[op](tiles, a), 'float32'),
+          tf.cast(compare[op](a, 0), 'float32'),
+        ];
+      });
+      for (let i = 0; i < 3; i++) expect(Array.from(got[i]!)).toEqual(Array.from(ref[i]!));
+      expect(ref[0]!.some((v) => v === 1)).toBe(true);
+    },
+  );
+
   it.each([
     { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1] },
     { shape: [2, 3], reps: [2, 3] },
