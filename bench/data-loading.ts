@@ -5,8 +5,8 @@ import { epochBatches } from '../gpu-backend/src/data/dataset';
 import { openDataset } from '../gpu-backend/src/data/specs';
 import { readAhead } from '../gpu-backend/src/data/streaming';
 import { initEngine } from '../gpu-backend/src/engine';
-import { backboneReplica } from '../gpu-backend/src/parallel/examples';
 import type { BenchResult } from './measure';
+import { backboneReplica } from './parallel/examples';
 
 const SIZE = 96;
 const BATCH = 16;

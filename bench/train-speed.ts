@@ -3,11 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../gpu-backend/src/engine';
-import { type KernelSet, useKernelSet } from '../gpu-backend/src/kernels/register';
 import { enableWasmThreads } from '../gpu-backend/src/kernels/threaded-wasm';
-import { DataParallelTrainer } from '../gpu-backend/src/parallel/data-parallel';
-import { type BackboneReplicaOptions, backboneReplica } from '../gpu-backend/src/parallel/examples';
+import { type KernelSet, useKernelSet } from './baseline-kernels';
 import { type BenchResult, printTable } from './measure';
+import { DataParallelTrainer } from './parallel/data-parallel';
+import { type BackboneReplicaOptions, backboneReplica } from './parallel/examples';
 
 const BATCH = 32;
 const RUNS = Number(process.env.TRAIN_SPEED_RUNS ?? 5);
@@ -90,7 +90,7 @@ async function measureAsync(name: string, fn: () => Promise<unknown>, runs: numb
 
 async function dataParallel(c: BackboneReplicaOptions, replicas: number): Promise<BenchResult> {
   const trainer = await DataParallelTrainer.create({
-    module: new URL('../gpu-backend/src/parallel/examples.ts', import.meta.url).href,
+    module: new URL('./parallel/examples.ts', import.meta.url).href,
     exportName: 'backboneReplica',
     options: c,
     replicas,

@@ -2,13 +2,11 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { registerGradients } from './kernels/gradients';
 import { useLeanBackprop } from './kernels/lean-backprop';
 import { registerNativeKernels } from './kernels/native';
-import { registerConvGradientKernels } from './kernels/register';
-import { registerReluGradientFromOutput } from './kernels/relu-grad';
-import { registerSegmentSumKernel } from './kernels/segment-sum';
 import { enableWasmThreads } from './kernels/threaded-wasm';
-import { registerTopKGradient } from './kernels/topk-grad';
+import { registerWasmKernels } from './kernels/wasm';
 
 /** 'native' is wasm with its heavy kernels in oneDNN and C++ (@protopool/native-kernels); 'wasm' is without. */
 export const ENGINE_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
@@ -68,8 +66,7 @@ async function tryWasm(threads: number): Promise<string> {
     if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to initialise');
     await tf.ready();
   }
-  registerConvGradientKernels('wasm');
-  registerSegmentSumKernel('wasm');
+  registerWasmKernels('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${plural(running)})`;
 }
@@ -140,8 +137,7 @@ export async function initEngine(
     if (!want(name)) continue;
     try {
       const description = await attempt();
-      registerTopKGradient();
-      registerReluGradientFromOutput();
+      registerGradients();
       useLeanBackprop();
       const native = name === 'native';
       const whyNot = skipped.find((s) => s.startsWith('native: '))?.slice('native: '.length);

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';
-import { CONV_GRADIENT_KERNELS } from '../../gpu-backend/src/kernels/register';
+import { WASM_OWN_KERNELS } from '../../gpu-backend/src/kernels/wasm';
 import { seededArray } from '../helpers/random';
 
 type Case = {
@@ -84,8 +84,12 @@ describe('convolution gradients on wasm', () => {
     await initEngine('wasm');
   });
 
-  it('registers both backprop kernels for wasm', () => {
-    for (const name of CONV_GRADIENT_KERNELS) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+  it('registers its own backprop kernels (and UnsortedSegmentSum) for wasm', () => {
+    expect(WASM_OWN_KERNELS.map((k) => k.kernelName)).toEqual(
+      expect.arrayContaining(['Conv2DBackpropFilter', 'Conv2DBackpropInput']),
+    );
+    for (const k of WASM_OWN_KERNELS)
+      expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
   });
 
   it.each(cases)('match cpu for x=$x k=$k co=$co stride=$s pad=$pad', async (c) => {

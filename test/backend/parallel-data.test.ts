@@ -1,9 +1,9 @@
 // Data-parallel gradients and Adam steps on worker threads equal single-process training of the same model.
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataParallelTrainer, splitRows } from '../../bench/parallel/data-parallel';
+import { type TinyCnnOptions, tinyCnnReplica } from '../../bench/parallel/examples';
 import { initEngine } from '../../gpu-backend/src/engine';
-import { DataParallelTrainer, splitRows } from '../../gpu-backend/src/parallel/data-parallel';
-import { type TinyCnnOptions, tinyCnnReplica } from '../../gpu-backend/src/parallel/examples';
 import { seededArray } from '../helpers/random';
 
 const options: TinyCnnOptions = { seed: 3, inputShape: [6, 6, 2], classes: 3, learningRate: 0.01 };
@@ -32,7 +32,7 @@ describe('data-parallel training', () => {
   beforeAll(async () => {
     await initEngine('wasm');
     trainer = await DataParallelTrainer.create({
-      module: new URL('../../gpu-backend/src/parallel/examples.ts', import.meta.url).href,
+      module: new URL('../../bench/parallel/examples.ts', import.meta.url).href,
       exportName: 'tinyCnnReplica',
       options,
       replicas: 2,

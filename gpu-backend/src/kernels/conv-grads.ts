@@ -8,11 +8,11 @@ import { filterGradByMatMul, inputGradByMatMul, inputGradByPhases, padOrCrop } f
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 type Pair = [number, number];
 
-function pair(v: number | Pair): Pair {
+export function pair(v: number | Pair): Pair {
   return typeof v === 'number' ? [v, v] : v;
 }
 
-function padInfo(
+export function padInfo(
   xShape: number[],
   filterShape: number[],
   strides: number | Pair,
@@ -31,7 +31,7 @@ function padInfo(
 }
 
 /** Inserts (s−1) zeros between neighbouring cells: the transpose of striding. */
-function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+export function dilate(dy: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return dy;
   const [b, h, w, c] = dy.shape;
   const spread = tf.pad(tf.reshape(dy, [b, h, 1, w, 1, c]), [
@@ -73,34 +73,23 @@ export function conv2dInputGrad(
   strides: number | Pair,
   pad: Pad,
   roundingMode?: 'floor' | 'round' | 'ceil',
-  /** Flip with wasm's own Reverse, as the first version did (benchmark baseline only). */
-  legacyFlip = false,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [sh, sw] = pair(strides);
     const [kh, kw] = filter.shape;
     const [, h, w] = xShape;
     const { top, left } = padInfo(xShape, filter.shape, strides, pad, roundingMode);
-    if (!legacyFlip) {
-      if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0) {
-        // 1×1: dy · wᵀ. The transpose is explicit: wasm's matMul with a transpose flag is ~10x slower.
-        const [b, oh, ow, co] = dy.shape;
-        const ci = filter.shape[2];
-        const wT = tf.transpose(tf.reshape(filter, [ci, co]));
-        return tf.reshape(tf.matMul(tf.reshape(dy, [b * oh * ow, co]), wT), [b, h, w, ci]);
-      }
-      // Output maps of ≤ 16 cells (ResNet's last two stages): flipping, transposing and repacking a
-      // 3×3×512×512 filter costs more than the product, so use the filter as stored.
-      if (dy.shape[1] * dy.shape[2] <= 16) return inputGradByMatMul(xShape, dy, filter, [sh, sw], top, left);
-      if (sh > 1 || sw > 1) return inputGradByPhases(xShape, dy, filter, [sh, sw], top, left);
-    } else if (kh === 1 && kw === 1 && top === 0 && left === 0) {
-      // First version: 1×1 as a flagged matMul, then the stride undone by dilation.
+    if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0) {
+      // 1×1: dy · wᵀ. The transpose is explicit: wasm's matMul with a transpose flag is ~10x slower.
       const [b, oh, ow, co] = dy.shape;
       const ci = filter.shape[2];
-      const g = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
-      const d = dilate(tf.reshape(g, [b, oh, ow, ci]), sh, sw);
-      return padOrCrop(d, 0, h - d.shape[1], 0, w - d.shape[2]);
+      const wT = tf.transpose(tf.reshape(filter, [ci, co]));
+      return tf.reshape(tf.matMul(tf.reshape(dy, [b * oh * ow, co]), wT), [b, h, w, ci]);
     }
+    // Output maps of ≤ 16 cells (ResNet's last two stages): flipping, transposing and repacking a
+    // 3×3×512×512 filter costs more than the product, so use the filter as stored.
+    if (dy.shape[1] * dy.shape[2] <= 16) return inputGradByMatMul(xShape, dy, filter, [sh, sw], top, left);
+    if (sh > 1 || sw > 1) return inputGradByPhases(xShape, dy, filter, [sh, sw], top, left);
     const d = dilate(dy, sh, sw);
     const padTop = kh - 1 - top;
     const padLeft = kw - 1 - left;
@@ -111,8 +100,7 @@ export function conv2dInputGrad(
       padLeft,
       w + kw - 1 - padLeft - d.shape[2],
     );
-    const flip = legacyFlip ? tf.reverse(filter, [0, 1]) : flipSpatial(filter);
-    const flipped = tf.transpose(flip, [0, 1, 3, 2]) as tf.Tensor4D;
+    const flipped = tf.transpose(flipSpatial(filter), [0, 1, 3, 2]) as tf.Tensor4D;
     return tf.conv2d(padded, flipped, 1, 'valid');
   });
 }
@@ -129,24 +117,17 @@ export function conv2dFilterGrad(
   strides: number | Pair,
   pad: Pad,
   roundingMode?: 'floor' | 'round' | 'ceil',
-  /** The first version's 1×1 path (strided slice, flagged matMul): benchmark baseline only. */
-  legacy = false,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [sh, sw] = pair(strides);
     const [kh, kw, ci, co] = filterShape;
     const [b, oh, ow] = dy.shape;
     const { top, left } = padInfo(x.shape, filterShape, strides, pad, roundingMode);
-    if (kh === 1 && kw === 1 && !legacy) return filterGradByMatMul(x, dy, filterShape, [sh, sw], top, left);
+    if (kh === 1 && kw === 1) return filterGradByMatMul(x, dy, filterShape, [sh, sw], top, left);
     // The input window the forward pass read: rows top-shifted, exactly (oh−1)·s + kh of them.
     const needH = (oh - 1) * sh + kh;
     const needW = (ow - 1) * sw + kw;
     const xp = padOrCrop(x, top, needH - top - x.shape[1], left, needW - left - x.shape[2]);
-    if (kh === 1 && kw === 1) {
-      const xs = sh === 1 && sw === 1 ? xp : tf.stridedSlice(xp, [0, 0, 0, 0], xp.shape, [1, sh, sw, 1]);
-      const g = tf.matMul(tf.reshape(xs, [b * oh * ow, ci]), tf.reshape(dy, [b * oh * ow, co]), true, false);
-      return tf.reshape(g, filterShape);
-    }
     const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, H, W, b]
     const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, b, co]
     const g = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', [sh, sw]); // [ci, kh, kw, co]

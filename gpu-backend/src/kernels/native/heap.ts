@@ -1,6 +1,7 @@
 // Native kernels' plumbing: outputs allocated on the wasm heap, typed-array views of it for the addon.
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelReplacement } from '../replacement';
 
 /*
  * The addon reads and writes the wasm heap in place through typed-array views, so a native kernel copies
@@ -8,10 +9,9 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
  * detach earlier views.
  */
 
-export type KernelFunc = tf.KernelConfig['kernelFunc'];
-export type KernelArgs = Parameters<KernelFunc>[0];
+export type { KernelArgs, KernelFunc } from '../replacement';
 /** A replacement for one of wasm's kernels: handles what it can and hands the rest to `fallback`. */
-export type Replacement = (args: KernelArgs, fallback: KernelFunc) => tf.TensorInfo | tf.TensorInfo[];
+export type Replacement = KernelReplacement['kernelFunc'];
 export type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 export type Pair = number | [number, number];
 

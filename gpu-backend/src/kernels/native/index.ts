@@ -2,9 +2,10 @@
 
 import type { NativeKernels } from '@protopool/native-kernels';
 import * as tf from '@tensorflow/tfjs';
+import { type KernelReplacement, registerOwnKernels, replaceKernels, restoreKernels } from '../replacement';
 import { backpropFilter, backpropInput, convKernel } from './convolution';
 import { copies } from './copies';
-import type { KernelFunc, Replacement } from './heap';
+import type { Replacement } from './heap';
 import { matMulKernel } from './matmul';
 import { maxPoolGradKernel } from './pooling';
 import {
@@ -41,11 +42,8 @@ export const NATIVE_KERNELS = [
   'FusedBatchNorm',
 ] as const;
 
-const replaced = new Map<string, KernelFunc>();
-
-/** Replaces wasm's kernels with the addon's; the replaced ones stay as fallbacks and for `removeNativeKernels`. */
-export function registerNativeKernels(native: NativeKernels, backendName = 'wasm'): void {
-  removeNativeKernels(backendName);
+/** The addon's kernels as replacements of wasm's (which stay as their fallbacks). */
+function replacements(native: NativeKernels): KernelReplacement[] {
   const impl: Record<(typeof NATIVE_KERNELS)[number], Replacement> = {
     Conv2D: convKernel(native, false),
     FusedConv2D: convKernel(native, true),
@@ -57,31 +55,23 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
     ...copies(native),
     FusedBatchNorm: fusedBatchNormKernel(native),
   };
-  for (const kernelName of NATIVE_KERNELS) {
-    const previous = tf.getKernel(kernelName, backendName);
-    if (!previous) throw new Error(`no ${kernelName} kernel on ${backendName} to replace`);
-    replaced.set(`${kernelName}/${backendName}`, previous.kernelFunc);
-    tf.unregisterKernel(kernelName, backendName);
-    tf.registerKernel({
-      kernelName,
-      backendName,
-      kernelFunc: (args) => impl[kernelName](args, previous.kernelFunc),
-    });
-  }
-  for (const kernel of trainingKernels(native)) tf.registerKernel({ ...kernel, backendName });
+  return NATIVE_KERNELS.map((kernelName) => ({ kernelName, kernelFunc: impl[kernelName] }));
+}
+
+const LAYER = 'native';
+/** What to restore: the names are all `restoreKernels` reads. */
+const NAMES: KernelReplacement[] = NATIVE_KERNELS.map((kernelName) => ({ kernelName, kernelFunc: () => [] }));
+const OWN = [ADAM_STEP, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD];
+
+/** Replaces wasm's kernels with the addon's (over wasm's faster ones, their fallbacks) and adds its own. */
+export function registerNativeKernels(native: NativeKernels, backendName = 'wasm'): void {
+  replaceKernels(LAYER, replacements(native), backendName);
+  registerOwnKernels(trainingKernels(native), backendName);
 }
 
 /** Puts back the kernels `registerNativeKernels` replaced (benchmarks and the numeric tests compare both). */
 export function removeNativeKernels(backendName = 'wasm'): void {
-  for (const kernelName of NATIVE_KERNELS) {
-    const key = `${kernelName}/${backendName}`;
-    const previous = replaced.get(key);
-    if (!previous) continue;
-    tf.unregisterKernel(kernelName, backendName);
-    tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
-    replaced.delete(key);
-  }
-  for (const kernelName of [ADAM_STEP, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD]) {
+  restoreKernels(LAYER, NAMES, backendName);
+  for (const kernelName of OWN)
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
-  }
 }

@@ -1,6 +1,6 @@
 // Data-parallel training on worker threads: each replica takes a slice of the batch, gradients are averaged.
 import type { Worker } from 'node:worker_threads';
-import { startTsWorker } from '../util/ts-worker';
+import { startTsWorker } from '../../gpu-backend/src/util/ts-worker';
 import type { Batch, BatchTensor, FromWorker, ReplicaSpec, ToWorker } from './protocol';
 
 export type { Batch, BatchTensor, Replica, ReplicaFactory, ReplicaSpec } from './protocol';

@@ -1,7 +1,7 @@
 // Worker thread of the data-parallel trainer: one replica, its gradients and its optimizer.
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initEngine } from '../engine';
+import { initEngine } from '../../gpu-backend/src/engine';
 import type { Batch, FromWorker, Replica, ReplicaFactory, ToWorker } from './protocol';
 
 if (!parentPort) throw new Error('parallel/worker.ts must run in a worker thread');

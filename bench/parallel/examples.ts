@@ -1,6 +1,6 @@
 // Replica factories for the data-parallel trainer: a tiny seeded CNN (tests) and the backbones (bench).
 import * as tf from '@tensorflow/tfjs';
-import { type BackboneName, buildBackbone } from '../model/backbones';
+import { type BackboneName, buildBackbone } from '../../gpu-backend/src/model/backbones';
 import type { Replica } from './protocol';
 
 export interface TinyCnnOptions {

@@ -1,0 +1,125 @@
+// The benchmarks' baseline kernel set: this repo's first wasm kernels, to measure what the current ones gain.
+import * as tf from '@tensorflow/tfjs';
+import { dilate, padInfo, pair } from '../gpu-backend/src/kernels/conv-grads';
+import { padOrCrop } from '../gpu-backend/src/kernels/conv-matmul';
+import { registerGradients, restoreWasmGradients } from '../gpu-backend/src/kernels/gradients';
+import { registerOwnKernels } from '../gpu-backend/src/kernels/replacement';
+import { registerWasmKernels, restoreWasmKernels } from '../gpu-backend/src/kernels/wasm';
+import { checkNhwcDense } from '../gpu-backend/src/kernels/wasm/conv2d-backprop-input';
+
+/*
+ * 'fast' is what the engine installs (gpu-backend/src/kernels). 'baseline' is the first version: wasm's
+ * own Tile, Sum, Mean, BatchMatMul, MaxPoolGrad, FusedBatchNorm, Square, Identity and comparisons, tfjs-core's
+ * gradients, and convolution gradients with the filter flipped by wasm's own Reverse, 1×1 input gradients
+ * as a flagged matMul undone by dilation, 1×1 filter gradients as a strided slice and a flagged matMul.
+ */
+export type KernelSet = 'fast' | 'baseline';
+
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+function inputGradBaseline(
+  xShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  strides: number | [number, number],
+  pad: Pad,
+  rounding: Rounding,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [sh, sw] = pair(strides);
+    const [kh, kw] = filter.shape;
+    const [, h, w] = xShape;
+    const { top, left } = padInfo(xShape, filter.shape, strides, pad, rounding);
+    if (kh === 1 && kw === 1 && top === 0 && left === 0) {
+      const [b, oh, ow, co] = dy.shape;
+      const ci = filter.shape[2];
+      const g = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
+      const d = dilate(tf.reshape(g, [b, oh, ow, ci]), sh, sw);
+      return padOrCrop(d, 0, h - d.shape[1], 0, w - d.shape[2]);
+    }
+    const d = dilate(dy, sh, sw);
+    const padTop = kh - 1 - top;
+    const padLeft = kw - 1 - left;
+    const padded = padOrCrop(
+      d,
+      padTop,
+      h + kh - 1 - padTop - d.shape[1],
+      padLeft,
+      w + kw - 1 - padLeft - d.shape[2],
+    );
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(padded, flipped, 1, 'valid');
+  });
+}
+
+function filterGradBaseline(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+  rounding: Rounding,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [sh, sw] = pair(strides);
+    const [kh, kw, ci, co] = filterShape;
+    const [b, oh, ow] = dy.shape;
+    const { top, left } = padInfo(x.shape, filterShape, strides, pad, rounding);
+    const needH = (oh - 1) * sh + kh;
+    const needW = (ow - 1) * sw + kw;
+    const xp = padOrCrop(x, top, needH - top - x.shape[1], left, needW - left - x.shape[2]);
+    if (kh === 1 && kw === 1) {
+      const xs = sh === 1 && sw === 1 ? xp : tf.stridedSlice(xp, [0, 0, 0, 0], xp.shape, [1, sh, sw, 1]);
+      const g = tf.matMul(tf.reshape(xs, [b * oh * ow, ci]), tf.reshape(dy, [b * oh * ow, co]), true, false);
+      return tf.reshape(g, filterShape);
+    }
+    const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D;
+    const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+    const g = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', [sh, sw]);
+    return tf.transpose(g, [1, 2, 0, 3]) as tf.Tensor4D;
+  });
+}
+
+const baselineConvKernels = [
+  {
+    kernelName: tf.Conv2DBackpropFilter,
+    kernelFunc: (({ inputs, attrs }: { inputs: tf.NamedTensorMap; attrs: tf.Conv2DBackpropFilterAttrs }) => {
+      checkNhwcDense(tf.Conv2DBackpropFilter, attrs);
+      return filterGradBaseline(
+        inputs.x as tf.Tensor4D,
+        inputs.dy as tf.Tensor4D,
+        attrs.filterShape,
+        attrs.strides,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+    }) as unknown as tf.KernelConfig['kernelFunc'],
+  },
+  {
+    kernelName: tf.Conv2DBackpropInput,
+    kernelFunc: (({ inputs, attrs }: { inputs: tf.NamedTensorMap; attrs: tf.Conv2DBackpropInputAttrs }) => {
+      checkNhwcDense(tf.Conv2DBackpropInput, attrs);
+      return inputGradBaseline(
+        attrs.inputShape as [number, number, number, number],
+        inputs.dy as tf.Tensor4D,
+        inputs.filter as tf.Tensor4D,
+        attrs.strides,
+        attrs.pad,
+        attrs.dimRoundingMode,
+      );
+    }) as unknown as tf.KernelConfig['kernelFunc'],
+  },
+];
+
+/** Switches wasm's kernels and gradients to `set` (idempotent). */
+export function useKernelSet(set: KernelSet, backendName = 'wasm'): void {
+  if (set === 'fast') {
+    registerWasmKernels(backendName);
+    registerGradients();
+  } else {
+    restoreWasmKernels(backendName);
+    restoreWasmGradients();
+    registerOwnKernels(baselineConvKernels, backendName);
+  }
+}
