@@ -1,4 +1,4 @@
-// The wasm kernel replacements (fast-kernels.ts), the filter flip and the batch-norm/mean gradients equal cpu.
+// The wasm kernels of ours (kernels/wasm/*), the filter flip and the batch-norm/mean gradients equal cpu.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';

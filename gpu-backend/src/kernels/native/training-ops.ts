@@ -68,7 +68,7 @@ function batchNormKernels(native: NativeKernels): tf.KernelConfig[] {
 /** One Adam step (train/optimizer.ts) in one pass, where wasm takes about fourteen. */
 export const ADAM_STEP = 'ProtoPoolAdam';
 
-/** ReLU's gradient in one pass (see relu-grad.ts), where wasm needs Step, Cast and Multiply. */
+/** ReLU's gradient in one pass (see ../gradients/relu.ts), where wasm needs Step, Cast and Multiply. */
 export const RELU_GRAD = 'ProtoPoolReluGrad';
 
 /** Every kernel this file adds, for the wasm backend. */
