@@ -1,6 +1,12 @@
 // The benchmarks' baseline kernel set: this repo's first wasm kernels, to measure what the current ones gain.
 import * as tf from '@tensorflow/tfjs';
-import { dilate, padInfo, pair } from '../gpu-backend/src/kernels/conv-grads';
+import {
+  dilate,
+  filterGradByConv,
+  inputGradByFlippedConv,
+  padInfo,
+  pair,
+} from '../gpu-backend/src/kernels/conv-grads';
 import { padOrCrop } from '../gpu-backend/src/kernels/conv-matmul';
 import { registerGradients, restoreWasmGradients } from '../gpu-backend/src/kernels/gradients';
 import { registerOwnKernels } from '../gpu-backend/src/kernels/replacement';
@@ -38,18 +44,8 @@ function inputGradBaseline(
       const d = dilate(tf.reshape(g, [b, oh, ow, ci]), sh, sw);
       return padOrCrop(d, 0, h - d.shape[1], 0, w - d.shape[2]);
     }
-    const d = dilate(dy, sh, sw);
-    const padTop = kh - 1 - top;
-    const padLeft = kw - 1 - left;
-    const padded = padOrCrop(
-      d,
-      padTop,
-      h + kh - 1 - padTop - d.shape[1],
-      padLeft,
-      w + kw - 1 - padLeft - d.shape[2],
-    );
     const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-    return tf.conv2d(padded, flipped, 1, 'valid');
+    return inputGradByFlippedConv(xShape, dy, flipped, [sh, sw], top, left);
   });
 }
 
@@ -66,18 +62,19 @@ function filterGradBaseline(
     const [kh, kw, ci, co] = filterShape;
     const [b, oh, ow] = dy.shape;
     const { top, left } = padInfo(x.shape, filterShape, strides, pad, rounding);
-    const needH = (oh - 1) * sh + kh;
-    const needW = (ow - 1) * sw + kw;
-    const xp = padOrCrop(x, top, needH - top - x.shape[1], left, needW - left - x.shape[2]);
     if (kh === 1 && kw === 1) {
+      const xp = padOrCrop(
+        x,
+        top,
+        (oh - 1) * sh + 1 - top - x.shape[1],
+        left,
+        (ow - 1) * sw + 1 - left - x.shape[2],
+      );
       const xs = sh === 1 && sw === 1 ? xp : tf.stridedSlice(xp, [0, 0, 0, 0], xp.shape, [1, sh, sw, 1]);
       const g = tf.matMul(tf.reshape(xs, [b * oh * ow, ci]), tf.reshape(dy, [b * oh * ow, co]), true, false);
       return tf.reshape(g, filterShape);
     }
-    const xt = tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D;
-    const dyt = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-    const g = tf.conv2d(xt, dyt, 1, 'valid', 'NHWC', [sh, sw]);
-    return tf.transpose(g, [1, 2, 0, 3]) as tf.Tensor4D;
+    return filterGradByConv(x, dy, filterShape, [sh, sw], top, left);
   });
 }
 

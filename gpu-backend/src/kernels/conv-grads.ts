@@ -90,6 +90,26 @@ export function conv2dInputGrad(
     // 3×3×512×512 filter costs more than the product, so use the filter as stored.
     if (dy.shape[1] * dy.shape[2] <= 16) return inputGradByMatMul(xShape, dy, filter, [sh, sw], top, left);
     if (sh > 1 || sw > 1) return inputGradByPhases(xShape, dy, filter, [sh, sw], top, left);
+    const flipped = tf.transpose(flipSpatial(filter), [0, 1, 3, 2]) as tf.Tensor4D;
+    return inputGradByFlippedConv(xShape, dy, flipped, [sh, sw], top, left);
+  });
+}
+
+/**
+ * The general case: one stride-1 convolution of the dilated, re-padded output gradient with `flipped`, the
+ * filter flipped in space with its in/out axes swapped ([kh, kw, co, ci]).
+ */
+export function inputGradByFlippedConv(
+  xShape: [number, number, number, number],
+  dy: tf.Tensor4D,
+  flipped: tf.Tensor4D,
+  [sh, sw]: Pair,
+  top: number,
+  left: number,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [kh, kw] = flipped.shape;
+    const [, h, w] = xShape;
     const d = dilate(dy, sh, sw);
     const padTop = kh - 1 - top;
     const padLeft = kw - 1 - left;
@@ -100,7 +120,6 @@ export function conv2dInputGrad(
       padLeft,
       w + kw - 1 - padLeft - d.shape[2],
     );
-    const flipped = tf.transpose(flipSpatial(filter), [0, 1, 3, 2]) as tf.Tensor4D;
     return tf.conv2d(padded, flipped, 1, 'valid');
   });
 }
@@ -120,10 +139,24 @@ export function conv2dFilterGrad(
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const [sh, sw] = pair(strides);
-    const [kh, kw, ci, co] = filterShape;
-    const [b, oh, ow] = dy.shape;
+    const [kh, kw] = filterShape;
     const { top, left } = padInfo(x.shape, filterShape, strides, pad, roundingMode);
     if (kh === 1 && kw === 1) return filterGradByMatMul(x, dy, filterShape, [sh, sw], top, left);
+    return filterGradByConv(x, dy, filterShape, [sh, sw], top, left);
+  });
+}
+
+/** The general case: one forward convolution of x (batch and channels swapped) with dy as its filter. */
+export function filterGradByConv(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  [kh, kw]: [number, number, number, number],
+  [sh, sw]: Pair,
+  top: number,
+  left: number,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, oh, ow] = dy.shape;
     // The input window the forward pass read: rows top-shifted, exactly (oh−1)·s + kh of them.
     const needH = (oh - 1) * sh + kh;
     const needW = (ow - 1) * sw + kw;
