@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../src/cli/index.ts');
+const { main } = await import('../src/cli/index.ts');
+// Exit explicitly: threaded wasm (--threads) keeps worker threads alive that would hold the process open.
+process.exit(await main(process.argv.slice(2)));

@@ -1,4 +1,4 @@
-// `protopool`: train, evaluate (and later explain, serve) from the command line.
+// `protopool`: the command line (train, evaluate, explain, serve, deploy); bin/protopool.js runs `main`.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -347,6 +347,3 @@ export async function main(argv: string[]): Promise<number> {
     return usage ? EXIT_USAGE : EXIT_FAILURE;
   }
 }
-
-// Exit explicitly: threaded wasm (--threads) keeps worker threads alive that would hold the process open.
-process.exit(await main(process.argv.slice(2)));
