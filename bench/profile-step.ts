@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../gpu-backend/src/engine';
 import { enableWasmThreads } from '../gpu-backend/src/kernels/threaded-wasm';
 import { buildBackbone } from '../gpu-backend/src/model/backbones';
+import { trainableVariables } from '../gpu-backend/src/tfjs-internals';
 
 const name = (process.argv[2] ?? 'resnet18') as 'resnet18';
 const size = Number(process.argv[3] ?? 64);
@@ -12,7 +13,7 @@ if (Number(process.env.THREADS ?? 1) > 1)
 await initEngine(process.env.ENGINE ?? 'wasm');
 const m = buildBackbone({ name, inputShape: [size, size, 3], seed: 1 });
 const x = tf.randomNormal([Number(process.env.BATCH ?? 32), size, size, 3], 0, 1, 'float32', 1);
-const vars = m.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+const vars = trainableVariables(m);
 const opt = tf.train.adam(1e-3);
 const step = () => {
   const c = opt.minimize(

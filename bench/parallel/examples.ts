@@ -1,6 +1,7 @@
 // Replica factories for the data-parallel trainer: a tiny seeded CNN (tests) and the backbones (bench).
 import * as tf from '@tensorflow/tfjs';
 import { type BackboneName, buildBackbone } from '../../gpu-backend/src/model/backbones';
+import { trainableVariables } from '../../gpu-backend/src/tfjs-internals';
 import type { Replica } from './protocol';
 
 export interface TinyCnnOptions {
@@ -37,7 +38,7 @@ export function tinyCnnReplica(options: unknown): Replica {
     ],
   });
   return {
-    variables: model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
+    variables: trainableVariables(model),
     loss: (batch) =>
       tf.tidy(() => tf.losses.softmaxCrossEntropy(batch.y!, model.apply(batch.x!) as tf.Tensor) as tf.Scalar),
     optimizer: tf.train.adam(o.learningRate ?? 1e-2),
@@ -56,7 +57,7 @@ export function backboneReplica(options: unknown): Replica {
   const o = options as BackboneReplicaOptions;
   const model = buildBackbone({ name: o.name, inputShape: o.inputShape, seed: o.seed });
   return {
-    variables: model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val),
+    variables: trainableVariables(model),
     loss: (batch) =>
       tf.tidy(() => tf.mean(tf.square(model.apply(batch.x!, { training: true }) as tf.Tensor)) as tf.Scalar),
     optimizer: tf.train.adam(o.learningRate ?? 1e-3),

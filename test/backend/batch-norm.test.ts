@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { registerNativeKernels, removeNativeKernels } from '../../gpu-backend/src/kernels/native';
 import { BatchNormalization } from '../../gpu-backend/src/model/batch-norm';
+import { trainableVariables } from '../../gpu-backend/src/tfjs-internals';
 import { relativeError } from '../helpers/compare';
 import { seededTensor } from '../helpers/seeded-tensor';
 
@@ -35,7 +36,7 @@ function layerRun(fused: boolean): Float32Array[] {
   const out: Float32Array[] = [];
   const f = (input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, dy));
   const dx = tf.grad(f)(x);
-  const vars = layer.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const vars = trainableVariables(layer);
   const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar, vars);
   const y = tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor);
   for (const r of [

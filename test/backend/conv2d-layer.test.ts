@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Conv2D, conv2d } from '../../gpu-backend/src/model/conv2d';
+import { trainableVariables } from '../../gpu-backend/src/tfjs-internals';
 import { seededTensor } from '../helpers/seeded-tensor';
 
 const t = seededTensor;
@@ -10,7 +11,7 @@ const t = seededTensor;
 /** Kernels run by a gradient of the layer's output with respect to its kernel only (x is a plain tensor). */
 async function kernelsOfFilterGradient(layer: tf.layers.Layer, x: tf.Tensor4D): Promise<string[]> {
   layer.build(x.shape);
-  const kernel = (layer.trainableWeights[0] as unknown as { val: tf.Variable }).val;
+  const kernel = trainableVariables(layer)[0]!;
   const profile = await tf.profile(() => {
     const { value, grads } = tf.variableGrads(
       () => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar,
@@ -39,7 +40,7 @@ describe('Conv2D (backbones)', () => {
     });
     const run = (layer: tf.layers.Layer) =>
       tf.tidy(() => {
-        const kernel = (layer.trainableWeights[0] as unknown as { val: tf.Variable }).val;
+        const kernel = trainableVariables(layer)[0]!;
         const y = layer.apply(x) as tf.Tensor;
         const { grads } = tf.variableGrads(
           () => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar,

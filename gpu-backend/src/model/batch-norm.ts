@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BatchNormalization as LayersBatchNorm } from '@tensorflow/tfjs-layers/dist/layers/normalization';
 import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../kernels/native';
+import { batchNormState, stockLayerClass } from '../tfjs-internals';
 
 /*
  * Why: tfjs-layers trains batch norm as moments (mean, x − mean, its square, their means) followed by the
@@ -55,28 +56,14 @@ tf.registerGradient({
 });
 
 /** tfjs-layers' class, taken from the serialisation registry before this module's subclass replaces it. */
-const Base = tf.serialization.SerializationMap.getMap().classNameMap
-  .BatchNormalization![0] as unknown as typeof LayersBatchNorm;
-
-/** The base class's private state, which the fused path reads and updates exactly as `call` would. */
-interface Internals {
-  axis: number;
-  momentum: number;
-  epsilon: number;
-  center: boolean;
-  scale: boolean;
-  gamma: tf.LayerVariable;
-  beta: tf.LayerVariable;
-  movingMean: tf.LayerVariable;
-  movingVariance: tf.LayerVariable;
-}
+const Base = stockLayerClass<typeof LayersBatchNorm>('BatchNormalization');
 
 export class BatchNormalization extends Base {
   static override className = 'BatchNormalization';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-    const self = this as unknown as Internals;
+    const self = batchNormState(this);
     const fused =
       kwargs.training === true &&
       x.rank === 4 &&

@@ -1,6 +1,7 @@
 // Conv2D whose bias-free linear case is a plain convolution, so backprop computes only the gradients it needs.
 import * as tf from '@tensorflow/tfjs';
 import type { Conv2D as LayersConv2D } from '@tensorflow/tfjs-layers/dist/layers/convolutional';
+import { conv2dState, stockLayerClass } from '../tfjs-internals';
 
 /*
  * Why: tfjs-layers runs every 2-D convolution through `tf.fused.conv2d`, even one with no bias and no
@@ -13,26 +14,14 @@ import type { Conv2D as LayersConv2D } from '@tensorflow/tfjs-layers/dist/layers
  */
 
 /** tfjs-layers' class, taken from the serialisation registry before this module's subclass replaces it. */
-const Base = tf.serialization.SerializationMap.getMap().classNameMap
-  .Conv2D![0] as unknown as typeof LayersConv2D;
-
-/** The base class's private state that the plain path reads. */
-interface Internals {
-  kernel: tf.LayerVariable;
-  bias: tf.LayerVariable | null;
-  activation: { getClassName(): string };
-  strides: [number, number];
-  padding: 'valid' | 'same' | 'causal';
-  dataFormat: 'channelsLast' | 'channelsFirst';
-  dilationRate: [number, number];
-}
+const Base = stockLayerClass<typeof LayersConv2D>('Conv2D');
 
 export class Conv2D extends Base {
   static override className = 'Conv2D';
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-    const self = this as unknown as Internals;
+    const self = conv2dState(this);
     const plain =
       x.rank === 4 &&
       self.bias == null &&

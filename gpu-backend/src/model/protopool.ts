@@ -1,5 +1,6 @@
 // The ProtoPool network: features (backbone + add-on: 1×1 conv + sigmoid) feeding the prototype head.
 import * as tf from '@tensorflow/tfjs';
+import { trainableVariables } from '../tfjs-internals';
 import { type BackboneName, buildBackbone } from './backbones';
 import { foldBatchNorm } from './fold-batch-norm';
 import { type AssignmentMode, type HeadConfig, type HeadOutput, ProtoPoolHead } from './head';
@@ -62,15 +63,11 @@ export class ProtoPoolModel {
   }
 
   get backboneVariables(): tf.Variable[] {
-    return this.features.layers
-      .filter((l) => l.name !== ADDON_LAYER)
-      .flatMap((l) => l.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+    return this.features.layers.filter((l) => l.name !== ADDON_LAYER).flatMap((l) => trainableVariables(l));
   }
 
   get addOnVariables(): tf.Variable[] {
-    return this.features
-      .getLayer(ADDON_LAYER)
-      .trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+    return trainableVariables(this.features.getLayer(ADDON_LAYER));
   }
 
   /** `features` with batch norm folded into the convolutions, once `freeze` has made it. */

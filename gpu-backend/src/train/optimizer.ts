@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { encodeTensors, type NamedTensor } from '../io/weights-encoding';
 import { ADAM_STEP } from '../kernels/native';
+import { adamState, setLearningRate } from '../tfjs-internals';
 
 export interface GroupSpec {
   name: string;
@@ -12,13 +13,6 @@ export interface GroupSpec {
 
 interface Group extends GroupSpec {
   adam: LeanAdam;
-}
-
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-  accumulatedFirstMoment: ({ originalName: string; variable: tf.Variable } | undefined)[];
-  accumulatedSecondMoment: ({ originalName: string; variable: tf.Variable } | undefined)[];
 }
 
 /**
@@ -34,7 +28,7 @@ class LeanAdam extends tf.AdamOptimizer {
   override applyGradients(
     variableGradients: tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[],
   ): void {
-    const self = this as unknown as AdamInternals;
+    const self = adamState(this);
     const names = Array.isArray(variableGradients)
       ? variableGradients.map((v) => v.name)
       : Object.keys(variableGradients);
@@ -125,8 +119,6 @@ class LeanAdam extends tf.AdamOptimizer {
  * recomputes them as pow(β, t + 1) on setWeights, which differs in the last float32 bits from the product
  * the steps accumulated: a resumed run drifted from an uninterrupted one. They are saved and restored.
  */
-type AdamProducts = { accBeta1: tf.Variable; accBeta2: tf.Variable };
-const products = (adam: tf.AdamOptimizer) => adam as unknown as AdamProducts;
 const PRODUCTS = ['accBeta1', 'accBeta2'] as const;
 
 export class GroupedAdam {
@@ -150,8 +142,7 @@ export class GroupedAdam {
   setLearningRate(name: string, lr: number): void {
     const g = this.groups.get(name)!;
     g.lr = lr;
-    // AdamOptimizer reads this field on every step; tfjs keeps it protected but mutable.
-    (g.adam as unknown as { learningRate: number }).learningRate = lr;
+    setLearningRate(g.adam, lr);
   }
 
   /** Applies gradients (keyed by variable name) to the variables of the named groups only. */
@@ -177,7 +168,7 @@ export class GroupedAdam {
         named.push({ name: `${name}/${i}`, tensor: w.tensor });
         if (i === 0) fresh.push(w.tensor); // the step count is a new scalar; the moments are Adam's own
       });
-      for (const p of PRODUCTS) named.push({ name: `${name}#${p}`, tensor: products(g.adam)[p] });
+      for (const p of PRODUCTS) named.push({ name: `${name}#${p}`, tensor: adamState(g.adam)[p] });
     }
     try {
       return encodeTensors(named);
@@ -198,7 +189,7 @@ export class GroupedAdam {
       // Checkpoints written before the products were saved fall back to tfjs's pow (not bit-exact).
       for (const p of PRODUCTS) {
         const saved = state[`${name}#${p}`];
-        if (saved) products(g.adam)[p].assign(saved as tf.Scalar);
+        if (saved) adamState(g.adam)[p].assign(saved as tf.Scalar);
       }
     }
     // setWeights copies the moments into new variables and reads the step count; the decoded tensors go.
