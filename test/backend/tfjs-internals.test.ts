@@ -22,7 +22,7 @@ describe('tfjs internals', () => {
     const v = tf.variable(tf.tensor1d([1]));
     const adam = tf.train.adam(0.1);
     setLearningRate(adam, 0.25);
-    tf.tidy(() => adam.applyGradients({ [v.name]: tf.tensor1d([2]) }));
+    tf.tidy(() => adam.applyGradients([{ name: v.name, tensor: tf.tensor1d([2]) }]));
     // Adam's first step moves a weight by lr·m̂/(√v̂ + ε) = lr·g/|g| ≈ lr.
     expect(v.dataSync()[0]).toBeCloseTo(1 - 0.25, 5);
     expect(adamState(adam).accumulatedFirstMoment[0]?.variable.dataSync()[0]).toBeCloseTo(0.2, 6); // (1 − β₁)·g

@@ -10,22 +10,22 @@ import type {
 } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
 import type { ProtoPoolModel } from '../model/protopool';
-import { similarity } from '../model/similarity';
+import { mapOf } from '../model/similarity';
 import { activationBox } from './boxes';
 
 interface Pulled {
   logits: number[][];
   probs: number[][];
   focal: number[][];
-  /** [B][H·W·M] similarity maps, cell-major (h, w, m). */
-  maps: Float32Array[];
+  /** [B,H,W,M] similarity maps, flat (`mapOf` reads one). */
+  maps: Float32Array;
 }
 
 /** One forward at inference settings, everything an explanation needs pulled off the device. */
 async function forwardForExplanation(model: ProtoPoolModel, x: tf.Tensor4D): Promise<Pulled> {
   const [logitsT, probsT, focalT, mapsT] = tf.tidy(() => {
-    const r = model.forward(x, { kind: 'inference' }, false);
-    return [r.logits, tf.softmax(r.logits), r.focal, similarity(r.distances, model.config.eps)];
+    const r = model.forwardWithMaps(x);
+    return [r.logits, tf.softmax(r.logits), r.focal, r.maps];
   });
   const [logits, probs, focal, maps] = await Promise.all([
     logitsT.array(),
@@ -34,14 +34,11 @@ async function forwardForExplanation(model: ProtoPoolModel, x: tf.Tensor4D): Pro
     mapsT.data(),
   ]);
   tf.dispose([logitsT, probsT, focalT, mapsT]);
-  const per = maps.length / x.shape[0];
   return {
     logits: logits as number[][],
     probs: probs as number[][],
     focal: focal as number[][],
-    maps: Array.from({ length: x.shape[0] }, (_, b) =>
-      (maps as Float32Array).subarray(b * per, (b + 1) * per),
-    ),
+    maps: maps as Float32Array,
   };
 }
 
@@ -101,12 +98,9 @@ export async function explainBatch(
       for (let s = 0; s < k; s++) {
         let proto = 0;
         for (let j = 1; j < m; j++) if (q[c]![j]![s]! > q[c]![proto]![s]!) proto = j;
-        const map = new Array<number>(gh * gw);
+        const map = mapOf(pulled.maps, b, proto, gh * gw, m);
         let peak = 0;
-        for (let cell = 0; cell < gh * gw; cell++) {
-          map[cell] = pulled.maps[b]![cell * m + proto]!;
-          if (map[cell]! > map[peak]!) peak = cell;
-        }
+        for (let cell = 1; cell < map.length; cell++) if (map[cell]! > map[peak]!) peak = cell;
         const weight = w[c]![c * k + s]!;
         const sim = pulled.focal[b]![c * k + s]!;
         slots.push({

@@ -4,6 +4,7 @@ import { trainableVariables } from '../tfjs-internals';
 import { type BackboneName, buildBackbone } from './backbones';
 import { foldBatchNorm } from './fold-batch-norm';
 import { type AssignmentMode, type HeadConfig, type HeadOutput, ProtoPoolHead } from './head';
+import { similarity, squaredDistances } from './similarity';
 
 export const ADDON_LAYER = 'addon_conv';
 
@@ -94,6 +95,24 @@ export class ProtoPoolModel {
   /** Inference latents z: [B,H,W,D] for normalised images x (batch norm in its running-average mode). */
   latents(x: tf.Tensor4D): tf.Tensor4D {
     return this.inferenceFeatures.apply(x, { training: false }) as tf.Tensor4D;
+  }
+
+  /**
+   * [B,H,W,M] similarity maps at inference: sim(‖z − p‖²) of every cell's latent to every prototype, the
+   * maps explanations draw and the interpretability metrics read (`mapOf` picks one out of the flat data).
+   */
+  similarityMaps(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() =>
+      similarity(squaredDistances(this.latents(x), this.head.prototypes), this.config.eps),
+    );
+  }
+
+  /** The inference forward and its similarity maps (as `similarityMaps`) from one pass. */
+  forwardWithMaps(x: tf.Tensor4D): ForwardResult & { maps: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const r = this.forward(x, { kind: 'inference' }, false);
+      return { ...r, maps: similarity(r.distances, this.config.eps) };
+    });
   }
 
   /** x: [B,H,W,C] normalised images. `training` puts batch norm in batch-statistics mode (and updates its averages). */

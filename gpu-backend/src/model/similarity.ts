@@ -25,6 +25,14 @@ export function poolDistances(d: tf.Tensor4D): { min: tf.Tensor2D; mean: tf.Tens
   });
 }
 
+/**
+ * Prototype `p`'s map for image `b` in similarity maps read back flat ([B,H,W,M]: cells row-major, prototypes
+ * innermost): its `cells` = H·W similarities in row-major order.
+ */
+export function mapOf(maps: ArrayLike<number>, b: number, p: number, cells: number, m: number): number[] {
+  return Array.from({ length: cells }, (_, cell) => maps[(b * cells + cell) * m + p]!);
+}
+
 /** sim(d) = log((d + 1) / (d + ε)): large for small distances, ~0 for large ones. */
 export function similarity<T extends tf.Tensor>(d: T, eps = DEFAULT_EPS): T {
   return tf.tidy(() => tf.log(tf.div(tf.add(d, 1), tf.add(d, eps))) as T);

@@ -5,7 +5,7 @@ import type { PartLocation, Split } from '../data/dataset';
 import { upsampleBicubic } from '../explain/boxes';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { similarity } from '../model/similarity';
+import { mapOf } from '../model/similarity';
 import { chunk } from '../util/arrays';
 import { seededNormal } from '../util/random';
 
@@ -176,17 +176,7 @@ export interface InterpretabilityResult extends SlotScores {
  * Peaks of every prototype's upsampled similarity map, per image: [image][prototype] → {x, y} in input px,
  * and the map's maximum on the feature grid (how strongly the image shows the prototype).
  */
-async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, number, number, number]) {
-  const mapsT = tf.tidy(() => {
-    const z = model.latents(tf.tensor4d(x, shape));
-    return similarity(
-      model.head.forward(z, model.head.assignment({ kind: 'inference' })).distances,
-      model.config.eps,
-    );
-  });
-  const maps = await mapsT.data();
-  mapsT.dispose();
-  const [n] = shape;
+function peaks(model: ProtoPoolModel, maps: Float32Array, n: number) {
   const [gh, gw] = model.grid;
   const [ih, iw] = model.config.inputShape;
   const m = model.config.prototypes;
@@ -194,7 +184,7 @@ async function peaks(model: ProtoPoolModel, x: Float32Array, shape: [number, num
   for (let b = 0; b < n; b++) {
     const row: { x: number; y: number; max: number }[] = [];
     for (let p = 0; p < m; p++) {
-      const grid = Array.from({ length: gh * gw }, (_, cell) => maps[(b * gh * gw + cell) * m + p]!);
+      const grid = mapOf(maps, b, p, gh * gw, m);
       const up = upsampleBicubic(grid, gh, gw, ih, iw);
       let best = 0;
       for (let i = 1; i < up.length; i++) if (up[i]! > up[best]!) best = i;
@@ -248,15 +238,19 @@ export async function observeParts(model: ProtoPoolModel, split: Split, seed = 7
     if (!batch.labels.length || !batch.parts) continue;
     const noise = seededNormal(batch.x.length, seed + bi, 0.2).map((v) => Math.max(-0.25, Math.min(0.25, v)));
     const noisyX = batch.x.map((v, i) => v + noise[i]!);
-    const [cleanPeaks, noisyPeaks] = [
-      await peaks(model, batch.x, batch.shape),
-      await peaks(model, noisyX, batch.shape),
+    // The clean images' maps and focal similarities from one forward; the noisy images' maps alone.
+    const [focalT, cleanT, noisyT] = tf.tidy(() => {
+      const r = model.forwardWithMaps(tf.tensor4d(batch.x, batch.shape));
+      return [r.focal, r.maps, model.similarityMaps(tf.tensor4d(noisyX, batch.shape))];
+    });
+    const [cleanFocal, cleanMaps, noisyMaps] = [
+      (await focalT.array()) as number[][],
+      (await cleanT.data()) as Float32Array,
+      (await noisyT.data()) as Float32Array,
     ];
-    const focalT = tf.tidy(
-      () => model.forward(tf.tensor4d(batch.x, batch.shape), { kind: 'inference' }, false).focal,
-    );
-    const cleanFocal = (await focalT.array()) as number[][];
-    focalT.dispose();
+    tf.dispose([focalT, cleanT, noisyT]);
+    const n = batch.shape[0];
+    const [cleanPeaks, noisyPeaks] = [peaks(model, cleanMaps, n), peaks(model, noisyMaps, n)];
     batch.labels.forEach((label, b) => {
       // Counted, not taken from `indices`: a skipped image leaves its batch shorter than its indices.
       const image = images++;

@@ -6,7 +6,7 @@ import { epochBatches, prefetch, type Split } from '../data/dataset';
 import { activationBox } from '../explain/boxes';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
-import { similarity, squaredDistances } from '../model/similarity';
+import { mapOf, squaredDistances } from '../model/similarity';
 import { chunk } from '../util/arrays';
 
 export interface ProjectionResult {
@@ -161,16 +161,13 @@ async function sourceBoxes(
   const m = model.config.prototypes;
   for (const group of chunk(images, 64)) {
     const batch = await train.load(group);
-    const mapsT = tf.tidy(() => {
-      const z = model.latents(tf.tensor4d(batch.x, batch.shape));
-      return similarity(squaredDistances(z, model.head.prototypes), model.config.eps);
-    });
+    const mapsT = tf.tidy(() => model.similarityMaps(tf.tensor4d(batch.x, batch.shape)));
     const maps = await mapsT.data();
     mapsT.dispose();
     for (const p of withSource) {
       const r = row.get(index.get(p.id)!)! - row.get(group[0]!)!;
       if (r < 0 || r >= group.length) continue;
-      const map = Array.from({ length: gh * gw }, (_, cell) => maps[(r * gh * gw + cell) * m + p.id]!);
+      const map = mapOf(maps, r, p.id, gh * gw, m);
       p.source!.box = activationBox(map, gh, gw, ih, iw);
     }
   }
