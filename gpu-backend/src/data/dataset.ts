@@ -82,16 +82,3 @@ export function limitSplit(split: Split, n: number | undefined): Split {
     ...(split.skipped ? { skipped: split.skipped } : {}),
   };
 }
-
-/**
- * Yields batches with the next one already loading while the caller trains on the current one
- * (bounded prefetch of one batch: loading overlaps the step without holding the epoch in memory twice).
- */
-export async function* prefetch(split: Split, batches: number[][]): AsyncGenerator<Batch> {
-  let next = batches.length ? split.load(batches[0]!) : undefined;
-  for (let i = 0; i < batches.length; i++) {
-    const current = await next!;
-    next = i + 1 < batches.length ? split.load(batches[i + 1]!) : undefined;
-    yield current;
-  }
-}

@@ -11,11 +11,15 @@ export interface LossWeights {
 
 export const DEFAULT_LOSS_WEIGHTS: LossWeights = { ce: 1, clst: 0.8, sep: -0.08, l1: 1e-4, ortho: 1 };
 
-/** Mean cross-entropy; with mixup the targets are λ·onehot(a) + (1−λ)·onehot(b). */
+/**
+ * Mean cross-entropy (or the sum over the batch, for evaluation's running totals); with mixup the targets are
+ * λ·onehot(a) + (1−λ)·onehot(b).
+ */
 export function crossEntropy(
   logits: tf.Tensor2D,
   labels: tf.Tensor1D,
   mix?: { labelsB: tf.Tensor1D; lambda: number },
+  reduction: 'mean' | 'sum' = 'mean',
 ) {
   return tf.tidy(() => {
     const c = logits.shape[1];
@@ -24,7 +28,8 @@ export function crossEntropy(
       const other = tf.oneHot(tf.cast(mix.labelsB, 'int32'), c).toFloat();
       target = tf.add(tf.mul(target, mix.lambda), tf.mul(other, 1 - mix.lambda));
     }
-    return tf.mean(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+    const perExample = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1));
+    return (reduction === 'sum' ? tf.sum(perExample) : tf.mean(perExample)) as tf.Scalar;
   });
 }
 

@@ -1,7 +1,9 @@
 // Accuracy and loss of a model on a split, with the deterministic (inference) assignment.
 import * as tf from '@tensorflow/tfjs';
-import { epochBatches, prefetch, type Split } from '../data/dataset';
+import { epochBatches, type Split } from '../data/dataset';
+import { readAhead } from '../data/streaming';
 import { hardAssignment } from '../model/assignment';
+import { crossEntropy } from '../model/losses';
 import type { ProtoPoolModel } from '../model/protopool';
 
 export interface EvalResult {
@@ -20,15 +22,14 @@ export async function evaluate(model: ProtoPoolModel, split: Split, batchSize = 
   let correct = 0;
   let lossSum = 0;
   let n = 0;
-  for await (const batch of prefetch(split, epochBatches(split.size, batchSize))) {
+  for await (const batch of readAhead(split, epochBatches(split.size, batchSize), { depth: 1 })) {
     if (batch.labels.length === 0) continue; // all skipped as corrupt
     const [c, l] = tf.tidy(() => {
       const x = tf.tensor4d(batch.x, batch.shape);
       const y = tf.tensor1d(batch.labels, 'int32');
       const { logits } = model.forward(x, { kind: 'inference' }, false);
       const right = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32'));
-      const ce = tf.sum(tf.neg(tf.sum(tf.mul(tf.oneHot(y, logits.shape[1]), tf.logSoftmax(logits)), 1)));
-      return [right, ce];
+      return [right, crossEntropy(logits, y, undefined, 'sum')];
     });
     correct += (await c.data())[0]!;
     lossSum += (await l.data())[0]!;

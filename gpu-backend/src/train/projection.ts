@@ -2,7 +2,8 @@
 // of the classes that use it — that patch is the "that training patch" of every explanation.
 import type { Prototype, PrototypeSource } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
-import { epochBatches, prefetch, type Split } from '../data/dataset';
+import { epochBatches, type Split } from '../data/dataset';
+import { readAhead } from '../data/streaming';
 import { activationBox } from '../explain/boxes';
 import { hardAssignment } from '../model/assignment';
 import type { ProtoPoolModel } from '../model/protopool';
@@ -66,7 +67,7 @@ export async function project(
 
   const batches = epochBatches(train.size, batchSize);
   let batchNo = 0;
-  for await (const batch of prefetch(train, batches)) {
+  for await (const batch of readAhead(train, batches, { depth: 1 })) {
     const requested = batches[batchNo++]!;
     if (batch.labels.length === 0) continue; // all skipped as corrupt
     // Skipped images shorten the batch: map loaded images back to split indices by id.
