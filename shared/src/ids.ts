@@ -2,7 +2,7 @@
 // edge and in the backend, so a cache keyed by it can never serve another model's answer.
 import { encodeFrame, type WireTensor } from './wire';
 
-function hexToBytes(hex: string): Uint8Array {
+export function hexToBytes(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;

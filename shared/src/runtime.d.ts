@@ -10,9 +10,10 @@ declare const crypto: {
       key: Uint8Array,
       algorithm: { name: 'HMAC'; hash: 'SHA-256' },
       extractable: false,
-      usages: ['sign'],
+      usages: ['sign'] | ['verify'],
     ): Promise<SubtleKey>;
     sign(algorithm: 'HMAC', key: SubtleKey, data: Uint8Array): Promise<ArrayBuffer>;
+    verify(algorithm: 'HMAC', key: SubtleKey, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
   };
 };
 declare class TextEncoder {

@@ -46,6 +46,8 @@ describe('protopool CLI', () => {
       ['train', '--data', 'fashion-mnist', '--out', 'X', '--epochs', 'abc'],
       /expected a non-negative integer/,
     ],
+    [['train', '--data', 'fashion-mnist', '--out', 'X', '--batch-size', '0'], /expected a positive integer/],
+    [['train', '--data', 'fashion-mnist', '--out', 'X', '--threads', '0'], /expected a positive integer/],
     [['evaluate', '--model', '/does/not/exist', '--data', 'fashion-mnist'], /no manifest.json/],
     [
       ['train', '--data', 'fashion-mnist', '--out', 'X', '--config', '/does/not/exist.json'],

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DecodePool } from '../../gpu-backend/src/data/decode-pool';
-import { DataError } from '../../gpu-backend/src/data/idx';
+import { DataError } from '../../gpu-backend/src/data/errors';
 import { fitImage } from '../../gpu-backend/src/data/image';
 import { readImage } from '../../gpu-backend/src/data/image-node';
 import { openDataset } from '../../gpu-backend/src/data/specs';

@@ -1,4 +1,4 @@
-// In-memory explanation cache (per isolate; tests and local development), LRU-bounded with TTLs.
+// Explanation cache in isolate memory, LRU-bounded with TTLs: production's first layer (before Cache API and KV).
 import type { Explanation } from '@protopool/shared';
 import type { ExplanationCache } from './cache';
 

@@ -25,9 +25,24 @@ import { EXIT_FAILURE, EXIT_USAGE, modelDir, UsageError } from './errors';
 import { addExplainCommands } from './explain';
 import { trainReporter } from './progress';
 
-function positiveInt(value: string): number {
+/** Every kind of data spec (data/specs.ts has the options). */
+const DATA_HELP =
+  'dataset: fashion-mnist[:<dir>|:embedded], parts[:<seed>], imagefolder:<dir>, cub:<dir> or cars:<dir>, ' +
+  'options after ? (e.g. cub:<dir>?size=224&crop=box)';
+
+/** Counts that may be zero (epochs of a phase, a seed, a port the OS picks, no batching wait). */
+function nonNegativeInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0) {
+    throw new InvalidArgumentError('expected a non-negative integer');
+  }
+  return n;
+}
+
+/** Sizes and limits, which zero would make meaningless (a batch of 0, 0 threads). */
+function positiveInt(value: string): number {
+  const n = nonNegativeInt(value);
+  if (n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
 
@@ -116,7 +131,7 @@ export function program(): Command {
   cli
     .command('train')
     .description('train a ProtoPool model: warm-up, joint, projection, last-layer fine-tuning')
-    .requiredOption('--data <spec>', 'dataset: fashion-mnist[:<dir>|:embedded]')
+    .requiredOption('--data <spec>', DATA_HELP)
     .requiredOption('--out <dir>', 'output directory (checkpoints/, model/, train.jsonl)')
     .addOption(
       new Option('--preset <name>', 'a published recipe (or finetune-resnet50 for your own photos)').choices(
@@ -125,13 +140,13 @@ export function program(): Command {
     )
     .option('--weights <file>', 'PyTorch checkpoint (.pth/.pt/.safetensors) of the ResNet backbone')
     .option('--config <file.json>', 'training configuration (JSON; see README for fields)')
-    .option('--epochs <n>', 'joint-phase epochs (the main phase)', positiveInt)
-    .option('--warmup-epochs <n>', 'warm-up epochs (backbone frozen)', positiveInt)
-    .option('--last-layer-epochs <n>', 'last-layer fine-tuning epochs', positiveInt)
+    .option('--epochs <n>', 'joint-phase epochs (the main phase)', nonNegativeInt)
+    .option('--warmup-epochs <n>', 'warm-up epochs (backbone frozen)', nonNegativeInt)
+    .option('--last-layer-epochs <n>', 'last-layer fine-tuning epochs', nonNegativeInt)
     .option('--batch-size <n>', 'batch size', positiveInt)
     .option('--train-limit <n>', 'use only the first n training images', positiveInt)
     .option('--test-limit <n>', 'use only the first n test images', positiveInt)
-    .option('--seed <n>', 'random seed', positiveInt)
+    .option('--seed <n>', 'random seed', nonNegativeInt)
     .option('--resume', 'continue from the last checkpoint in --out')
     .option('--skip-corrupt', 'skip and count unreadable images instead of stopping')
     .option('--json', 'JSON lines on stdout instead of progress bars')
@@ -226,7 +241,7 @@ export function program(): Command {
     .command('evaluate')
     .description('accuracy and loss of a trained model on a data split; the last line is one JSON object')
     .requiredOption('--model <dir>', 'model directory (or a training --out directory)')
-    .requiredOption('--data <spec>', 'dataset spec')
+    .requiredOption('--data <spec>', DATA_HELP)
     .addOption(new Option('--split <name>', 'which split').choices(['train', 'test']).default('test'))
     .option('--limit <n>', 'use only the first n images', positiveInt)
     .option('--json', 'print only the JSON result')
@@ -279,11 +294,11 @@ export function program(): Command {
       'serve a model over HTTP (SageMaker container contract: GET /ping, POST /invocations; and /v1)',
     )
     .option('--model <dir>', 'model directory (default: $SM_MODEL_DIR or /opt/ml/model)')
-    .option('--port <n>', 'port', positiveInt, Number(process.env.SAGEMAKER_BIND_TO_PORT ?? 8080))
+    .option('--port <n>', 'port', nonNegativeInt, Number(process.env.SAGEMAKER_BIND_TO_PORT ?? 8080))
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--insecure', 'accept unsigned requests (local experiments only; needs no PROTOPOOL_HMAC_SECRET)')
     .option('--max-batch <n>', 'largest micro-batch', positiveInt, 32)
-    .option('--max-wait-ms <n>', 'how long a request waits to be batched (0: no batching)', positiveInt, 5)
+    .option('--max-wait-ms <n>', 'how long a request waits to be batched (0: no batching)', nonNegativeInt, 5)
     .option('--max-queue <n>', 'queued requests beyond which the server answers 503', positiveInt, 256)
     .option('--max-body-bytes <n>', 'largest request body', positiveInt, 8 * 1024 * 1024)
     .action(async (o) => {

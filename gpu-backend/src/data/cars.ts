@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CubOptions } from './cub';
 import type { Dataset } from './dataset';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
 import { type MatValue, matNumber, matString, parseMat } from './matlab';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dataset, PartLocation } from './dataset';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import type { Rect } from './image';
 import {
   type ImageEntry,

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../util/ts-worker';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import type { Fitted, Rect, ResizeMode } from './image';
 
 export interface DecodeJob {

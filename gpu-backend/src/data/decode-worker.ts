@@ -1,7 +1,7 @@
 // Worker thread of the decode pool: reads, decodes and fits images, sending the pixels back without a copy.
 import { parentPort } from 'node:worker_threads';
 import type { DecodeReply, DecodeRequest } from './decode-pool';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import { fitImage } from './image';
 import { readImage } from './image-node';
 

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Batch, Dataset, Split } from './dataset';
-import { DataError, readIdx } from './idx';
+import { DataError } from './errors';
+import { readIdx } from './idx';
 
 export const FASHION_MNIST_CLASSES = [
   'T-shirt/top',

@@ -1,16 +1,7 @@
 // Reader for the IDX format (MNIST, Fashion-MNIST), gzip or plain, with errors naming file and field.
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-
-export class DataError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-    this.name = 'DataError';
-  }
-}
+import { DataError } from './errors';
 
 export interface IdxArray {
   dims: number[];

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { init as initJpeg } from '@jsquash/jpeg/decode.js';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import { decodeImage, ImageDecodeError, type Pixels, recordJpegMessage } from './image';
 
 let ready: Promise<void> | undefined;

@@ -2,7 +2,7 @@
 import type { InputSpec } from '@protopool/shared';
 import type { Batch, PartLocation, SkipLog, Split } from './dataset';
 import { decodePool } from './decode-pool';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import {
   ChannelStats,
   type Fitted,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { permutation } from '../util/random';
 import type { CubOptions } from './cub';
 import type { Dataset } from './dataset';
-import { DataError } from './idx';
+import { DataError } from './errors';
 import { type ImageEntry, ImageSplit, type ImageSplitOptions, inputSpecOf } from './image-split';
 
 export const IMAGE_EXTENSIONS = /\.(jpe?g|png)$/i;

@@ -1,7 +1,7 @@
 // MATLAB level-5 MAT-file reader, for the subset Stanford Cars' devkit uses: numeric, char, cell and struct arrays.
 // The npm readers are little-used; this format subset is short enough to own and test against written fixtures.
 import { inflateSync } from 'node:zlib';
-import { DataError } from './idx';
+import { DataError } from './errors';
 
 export type MatValue =
   | { kind: 'numeric'; dims: number[]; data: Float64Array }
