@@ -1,4 +1,5 @@
 // The Worker's bindings and configuration (wrangler vars and secrets), validated once per isolate.
+import { zodIssueLines } from '@protopool/shared';
 import { z } from 'zod';
 
 export interface Env {
@@ -84,8 +85,7 @@ export class ConfigError extends Error {
 export function loadConfig(env: Env): EdgeConfig {
   const parsed = EdgeConfig.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`edge misconfigured: ${lines.join('; ')}`);
+    throw new ConfigError(`edge misconfigured: ${zodIssueLines(parsed.error).join('; ')}`);
   }
   return parsed.data;
 }

@@ -45,11 +45,21 @@ export function apiError(code: ErrorCode, message: string, details?: unknown): A
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
+/**
+ * The one way a zod error is put into words, everywhere (API 400s, the CLI, model files, the edge's config):
+ * one "path: message" line per issue, "(root)" for the whole value, each after `label` when given
+ * (`field model.prototypes: Too small…` for files people edit).
+ */
+export function zodIssueLines(error: z.ZodError, label?: string): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.length ? issue.path.join('.') : '(root)';
+    return `${label ? `${label} ` : ''}${path}: ${issue.message}`;
+  });
+}
+
 /** A 400 body whose message names every failing field, e.g. `options.topK: Too big: expected number to be <=20`. */
 export function zodApiError(error: z.ZodError, what = 'request'): ApiError {
-  const lines = error.issues.map(
-    (issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`,
-  );
+  const lines = zodIssueLines(error);
   return apiError('bad_request', `Invalid ${what}: ${lines.join('; ')}`, {
     issues: error.issues.map((issue) => ({
       path: issue.path.map(String),

@@ -8,8 +8,10 @@ import {
   ModelManifest,
   tensor,
   zodApiError,
+  zodIssueLines,
 } from '@protopool/shared';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 
 const HASH = 'a'.repeat(64);
 const box = { x0: 2, y0: 3, x1: 10, y1: 12 };
@@ -162,5 +164,21 @@ describe('API error', () => {
   it('refuses unknown codes and empty messages', () => {
     expect(ApiError.safeParse({ error: { code: 'teapot', message: 'x' } }).success).toBe(false);
     expect(ApiError.safeParse({ error: { code: 'internal', message: '' } }).success).toBe(false);
+  });
+});
+
+describe('zod issues in words', () => {
+  const Schema = z.object({ a: z.object({ b: z.number().max(3) }), c: z.string() });
+
+  it('one "path: message" line per issue, "(root)" for the value itself, after a label when given', () => {
+    const error = Schema.safeParse({ a: { b: 5 }, c: 1 }).error!;
+    expect(zodIssueLines(error)).toEqual([
+      'a.b: Too big: expected number to be <=3',
+      'c: Invalid input: expected string, received number',
+    ]);
+    expect(zodIssueLines(error, 'field')[0]).toBe('field a.b: Too big: expected number to be <=3');
+    expect(zodIssueLines(z.string().safeParse(2).error!)).toEqual([
+      '(root): Invalid input: expected string, received number',
+    ]);
   });
 });

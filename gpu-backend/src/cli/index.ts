@@ -1,6 +1,7 @@
 // `protopool`: the command line (train, evaluate, explain, serve, deploy); bin/protopool.js runs `main`.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { zodIssueLines } from '@protopool/shared';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { limitSplit } from '../data/dataset';
@@ -101,8 +102,7 @@ async function readConfigFile(path: string): Promise<unknown> {
 function parseConfig(raw: unknown, source: string): TrainConfig {
   const parsed = TrainConfig.safeParse(raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `field ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new UsageError(`${source}: ${lines.join('; ')}`);
+    throw new UsageError(`${source}: ${zodIssueLines(parsed.error, 'field').join('; ')}`);
   }
   return parsed.data;
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelManifest } from '@protopool/shared';
+import { ModelManifest, zodIssueLines } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
 import type { HeadConfig } from '../model/head';
 import { ProtoPoolHead } from '../model/head';
@@ -143,8 +143,7 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   }
   const parsed = ModelManifest.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ModelFileError(`${path}: field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ModelFileError(`${path}: ${zodIssueLines(parsed.error, 'field').join('; ')}`);
   }
   return parsed.data;
 }
