@@ -2,25 +2,6 @@
 import { zodIssueLines } from '@protopool/shared';
 import { z } from 'zod';
 
-export interface Env {
-  EXPLANATIONS: KVNamespace;
-  BACKEND_TRANSPORT?: string;
-  BACKEND_URL?: string;
-  BACKEND_TIMEOUT_MS?: string;
-  PROTOPOOL_HMAC_SECRET?: string;
-  SAGEMAKER_ENDPOINT?: string;
-  AWS_REGION?: string;
-  AWS_ACCESS_KEY_ID?: string;
-  AWS_SECRET_ACCESS_KEY?: string;
-  AWS_SESSION_TOKEN?: string;
-  API_KEY_HASHES?: string;
-  RATE_LIMIT_PER_MINUTE?: string;
-  MAX_BODY_BYTES?: string;
-  CACHE_TTL_SECONDS?: string;
-  MANIFEST_TTL_SECONDS?: string;
-  MEMORY_CACHE_ENTRIES?: string;
-}
-
 const Int = (d: number) => z.coerce.number().int().min(1).default(d);
 
 export const EdgeConfig = z
@@ -76,6 +57,9 @@ export const EdgeConfig = z
     }
   });
 export type EdgeConfig = z.infer<typeof EdgeConfig>;
+
+/** The Worker's bindings: the explanations KV namespace, and every variable `EdgeConfig` reads, as wrangler passes them (strings). */
+export type Env = { EXPLANATIONS: KVNamespace } & { [K in keyof typeof EdgeConfig.shape]?: string };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
