@@ -38,7 +38,7 @@ export const DEFAULT_PARTS: PartsOptions = {
   seed: 0,
   size: 64,
   classes: 15,
-  // 200 per class: with 60 the small CNN reached 52% in 13 epochs, with 200 it reached 91%.
+  // 200 per class: with fewer the small CNN learns the markers far less well (NOTES.md, "Parts defaults").
   trainPerClass: 200,
   testPerClass: 50,
 };
@@ -46,20 +46,15 @@ export const DEFAULT_PARTS: PartsOptions = {
 /**
  * Training defaults for the parts data (a config file overrides them): one slot per marker position, a
  * longer joint phase with a later learning-rate step, which the small CNN's 16×16 grid at 64 px needs, and
- * slot revival.
- * Measured: 10 joint epochs, step at 5, 3 slots: 76.7%; 14 and 10, 3 slots: 84.8%, consistency 62%; 4
- * slots: 90.4%, consistency 74% (with 3 slots a class's third slot, which two markers made redundant, took
- * a body or background prototype). A pool of 20 prototypes instead of 40 was worse (81.6%, 41%).
+ * slot revival. With 3 slots a class's third slot, which two markers made redundant, took a body or
+ * background prototype. The runs behind each choice are in NOTES.md ("Parts defaults", "Slot revival").
  */
 export const PARTS_TRAIN_DEFAULTS = {
   model: { slotsPerClass: 4 },
   epochs: { joint: 14 },
   lrStep: { every: 10 },
   // Slot revival: without it the frozen random assignment leaves 7–9 of the 60 slots with a prototype that
-  // scores the same on its class as elsewhere. Seeds 1 / 2 / 3: accuracy 90.4 / 86.5 / 92.3% → 96.1 / 89.2 /
-  // 96.4%, consistency 83.3 / 71.7 / 80.0% → 86.7 / 86.7 / 85.0%; with fresh prototypes seeded from joint
-  // epoch 3, 95.6 / 89.7 / 97.2% and consistency 86.7 / 91.7 / 91.7%; with the gap threshold at 1 (now the
-  // default), 95.9 / 93.9 / 94.1%, consistency 93.3 / 98.3 / 90.0%.
+  // scores the same on its class as elsewhere; with it accuracy and consistency rise on every seed tried.
   revive: {},
 };
 

@@ -145,13 +145,13 @@ export const TrainConfig = z
     revive: z
       .object({
         // On the parts data informative slots measure 1–4; at 0.5, slots at 0.5–1 that peak on no part stayed
-        // (consistency 86.7 / 91.7 / 91.7% for seeds 1 / 2 / 3, against 93.3 / 98.3 / 90.0% at 1).
+        // (lower consistency on every seed; NOTES.md, "Slot revival").
         minGap: z.number().min(0).default(1),
         images: z.number().int().min(1).default(1000),
         seedImages: z.number().int().min(0).default(4),
         /**
          * The first joint epoch (0-based) that seeds. Earlier, most slots are weak only for want of training:
-         * seeding from 0 on the parts data spent 7–10 prototypes at once and cost 3–10 points of accuracy.
+         * seeding from 0 on the parts data spent 7–10 prototypes at once and cost accuracy (NOTES.md).
          */
         seedFrom: z.number().int().min(0).default(3),
       })
