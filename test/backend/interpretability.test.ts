@@ -5,6 +5,7 @@ import type { PartLocation } from '../../gpu-backend/src/data/dataset';
 import { openDataset } from '../../gpu-backend/src/data/specs';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { loadModelDir } from '../../gpu-backend/src/io/model-files';
+import { hardAssignment } from '../../gpu-backend/src/model/assignment';
 import { TrainConfig } from '../../gpu-backend/src/train/config';
 import {
   isConsistent,
@@ -195,7 +196,25 @@ describe('on a trained model', () => {
     const before = tf.memory().numTensors;
     const m = await measureParts(model, dataset.test);
     expect(tf.memory().numTensors).toBe(before);
+
+    // Local size recomputed here: per test image, the distinct prototypes of the predicted class's slots
+    // whose focal similarity is non-zero, averaged.
+    const all = await dataset.test.load(Array.from({ length: dataset.test.size }, (_, i) => i));
+    const [logits, focal] = tf.tidy(() => {
+      const out = model.forward(tf.tensor4d(all.x, all.shape), { kind: 'inference' }, false);
+      return [out.logits.arraySync() as number[][], out.focal.arraySync() as number[][]];
+    });
+    const hard = hardAssignment(model.head.slotLogits);
+    const k = model.config.slotsPerClass;
+    const sizes = logits.map((row, b) => {
+      const c = row.indexOf(Math.max(...row));
+      return new Set(hard[c]!.filter((_, s) => Math.abs(focal[b]![c * k + s]!) > 1e-6)).size;
+    });
+    expect(m.localSize).toBeCloseTo(sizes.reduce((a, v) => a + v, 0) / sizes.length, 10);
     model.dispose();
+    // Each figure is a share of whole counts: consistency of the 3·2 class slots, purity of 10 patches each.
+    expect(Number.isInteger(Math.round(((m.consistency * 6) / 100) * 1e6) / 1e6)).toBe(true);
+    expect(Number.isInteger(Math.round((m.purity / 100) * 10 * m.prototypesUsed * 1e6) / 1e6)).toBe(true);
     expect(m.images).toBe(dataset.test.size);
     expect(m.consistency).toBeGreaterThanOrEqual(0);
     expect(m.consistency).toBeLessThanOrEqual(100);

@@ -239,16 +239,22 @@ export async function observeParts(model: ProtoPoolModel, split: Split, seed = 7
     const noise = seededNormal(batch.x.length, seed + bi, 0.2).map((v) => Math.max(-0.25, Math.min(0.25, v)));
     const noisyX = batch.x.map((v, i) => v + noise[i]!);
     // The clean images' maps and focal similarities from one forward; the noisy images' maps alone.
-    const [focalT, cleanT, noisyT] = tf.tidy(() => {
+    const [predictedT, focalT, cleanT, noisyT] = tf.tidy(() => {
       const r = model.forwardWithMaps(tf.tensor4d(batch.x, batch.shape));
-      return [r.focal, r.maps, model.similarityMaps(tf.tensor4d(noisyX, batch.shape))];
+      return [
+        tf.argMax(r.logits, 1),
+        r.focal,
+        r.maps,
+        model.similarityMaps(tf.tensor4d(noisyX, batch.shape)),
+      ];
     });
-    const [cleanFocal, cleanMaps, noisyMaps] = [
+    const [predicted, cleanFocal, cleanMaps, noisyMaps] = [
+      await predictedT.data(),
       (await focalT.array()) as number[][],
       (await cleanT.data()) as Float32Array,
       (await noisyT.data()) as Float32Array,
     ];
-    tf.dispose([focalT, cleanT, noisyT]);
+    tf.dispose([predictedT, focalT, cleanT, noisyT]);
     const n = batch.shape[0];
     const [cleanPeaks, noisyPeaks] = [peaks(model, cleanMaps, n), peaks(model, noisyMaps, n)];
     batch.labels.forEach((label, b) => {
@@ -256,10 +262,12 @@ export async function observeParts(model: ProtoPoolModel, split: Split, seed = 7
       const image = images++;
       const parts = batch.parts![b]!;
       const vis = Array.from({ length: numParts }, (_, k) => parts.some((p) => p.part === k && p.visible));
-      // Local size: the predicted class's slots whose focal similarity (× weight 1) is non-zero.
+      // Local size (PIP-Net's local explanation size): the prototypes of the predicted class, the class the
+      // explanation is for, whose focal similarity (× weight 1) is non-zero. Consistency and stability below
+      // judge the true class's slots instead, as Huang et al.'s evaluator does.
       const k = model.config.slotsPerClass;
-      localSum += new Set(hard[label]!.filter((_, s) => Math.abs(cleanFocal[b]![label * k + s]!) > 1e-6))
-        .size;
+      const c = predicted[b]!;
+      localSum += new Set(hard[c]!.filter((_, s) => Math.abs(cleanFocal[b]![c * k + s]!) > 1e-6)).size;
       for (const p of used) {
         const c0 = cleanPeaks[b]![p]!;
         top.get(p)!.offer(c0.max, partsInWindow(parts, numParts, c0.x, c0.y, patch));
