@@ -139,7 +139,7 @@ export function program(): Command {
       ),
     )
     .option('--weights <file>', 'PyTorch checkpoint (.pth/.pt/.safetensors) of the ResNet backbone')
-    .option('--config <file.json>', 'training configuration (JSON; see README for fields)')
+    .option('--config <file.json>', 'training configuration (JSON; fields in docs/training.md)')
     .option('--epochs <n>', 'joint-phase epochs (the main phase)', nonNegativeInt)
     .option('--warmup-epochs <n>', 'warm-up epochs (backbone frozen)', nonNegativeInt)
     .option('--last-layer-epochs <n>', 'last-layer fine-tuning epochs', nonNegativeInt)
