@@ -7,7 +7,7 @@ import { type Batch, type Dataset, limitSplit, type Split } from '../data/datase
 import { readAhead } from '../data/streaming';
 import { sha256, writeDirAtomic } from '../io/files';
 import { loadLayersFromDir, serialiseModel } from '../io/model-files';
-import { gumbelNoise, gumbelScale, hardAssignment } from '../model/assignment';
+import { gumbelNoise, gumbelScale, hardAssignment, INFERENCE_SCALE } from '../model/assignment';
 import {
   type BackboneName,
   buildBackbone,
@@ -174,17 +174,28 @@ interface StepResult {
   parts: Record<string, number>;
 }
 
+/** What every step of a run shares. */
+interface StepContext {
+  model: ProtoPoolModel;
+  opt: GroupedAdam;
+  config: TrainConfig;
+}
+
+/** Where a step sits in the run: the phase, the epoch, and the step's place among the epoch's `steps`. */
+interface StepAt {
+  phase: Phase;
+  epoch: number;
+  step: number;
+  steps: number;
+}
+
+/** The loss terms, in the order they are logged and summed (the order fixes the float sums). */
+type LossTerm = 'ce' | 'l1' | 'clst' | 'sep' | 'ortho' | 'align';
+
 async function trainStep(
-  model: ProtoPoolModel,
-  opt: GroupedAdam,
-  config: TrainConfig,
-  x: Float32Array,
-  shape: [number, number, number, number],
-  labels: Int32Array,
-  phase: Phase,
-  epoch: number,
-  step: number,
-  steps: number,
+  { model, opt, config }: StepContext,
+  { x, shape, labels }: { x: Float32Array; shape: [number, number, number, number]; labels: Int32Array },
+  { phase, epoch, step, steps }: StepAt,
 ): Promise<StepResult> {
   const groups = GROUPS_BY_PHASE[phase];
   const vars = groups.flatMap((g) => opt.group(g).variables);
@@ -203,6 +214,7 @@ async function trainStep(
   const micro = config.microBatch > 0 ? config.microBatch : n;
   let summed: tf.NamedTensorMap | undefined;
   const totals: tf.Tensor[] = [];
+  let names: LossTerm[] = [];
   try {
     for (let start = 0, chunk = 0; start < n; start += micro, chunk++) {
       const end = Math.min(n, start + micro);
@@ -239,25 +251,27 @@ async function trainStep(
               : undefined;
             const r = aligned ?? model.forward(images, mode, training);
             correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
+            // Each term unweighted (logged) and as it enters the loss. l1 is logged weighted, as it always was.
+            const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1) as tf.Scalar;
             const ce = crossEntropy(r.logits, y, mix);
-            const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1);
-            const logged = [ce, l1];
-            const terms = [ce, l1];
+            const loss: Partial<Record<LossTerm, { value: tf.Scalar; weighted: tf.Scalar }>> = {
+              ce: { value: ce, weighted: ce },
+              l1: { value: l1, weighted: l1 },
+            };
             if (phase !== 'lastLayer') {
               // Under mixup the distance losses follow the first image's label, as the reference code does.
-              const clst = clusterLoss(r.minDistances, r.q, y, c.depth);
-              const sep = separationLoss(r.minDistances, r.q, y, c.depth);
-              const ortho = orthogonalityLoss(model.head.slotLogits);
-              logged.push(clst, sep, ortho);
-              terms.push(tf.mul(clst, w.clst), tf.mul(sep, w.sep), tf.mul(ortho, w.ortho));
-              if (aligned) {
-                const align = alignmentLoss(aligned.shallow, aligned.z);
-                logged.push(align);
-                terms.push(tf.mul(align, w.align));
-              }
+              const weighted = (value: tf.Scalar, weight: number) => ({
+                value,
+                weighted: tf.mul(value, weight) as tf.Scalar,
+              });
+              loss.clst = weighted(clusterLoss(r.minDistances, r.q, y, c.depth), w.clst);
+              loss.sep = weighted(separationLoss(r.minDistances, r.q, y, c.depth), w.sep);
+              loss.ortho = weighted(orthogonalityLoss(model.head.slotLogits), w.ortho);
+              if (aligned) loss.align = weighted(alignmentLoss(aligned.shallow, aligned.z), w.align);
             }
-            parts = tf.keep(tf.mul(tf.stack(logged), share) as tf.Tensor1D);
-            const total = tf.addN(terms) as tf.Scalar;
+            names = Object.keys(loss) as LossTerm[];
+            parts = tf.keep(tf.mul(tf.stack(names.map((t) => loss[t]!.value)), share) as tf.Tensor1D);
+            const total = tf.addN(names.map((t) => loss[t]!.weighted)) as tf.Scalar;
             return share === 1 ? total : (tf.mul(total, share) as tf.Scalar);
           }, vars);
           return { grads, totals: [value, correct!, parts!] };
@@ -287,7 +301,6 @@ async function trainStep(
   const [lossT, correctT, partsT] = totals as [tf.Tensor, tf.Tensor, tf.Tensor];
   const [loss, correct, partValues] = await Promise.all([lossT.data(), correctT.data(), partsT.data()]);
   tf.dispose([lossT, correctT, partsT]);
-  const names = ['ce', 'l1', 'clst', 'sep', 'ortho', 'align'];
   const parts = Object.fromEntries(Array.from(partValues, (v, i) => [names[i]!, v]));
   if (!Number.isFinite(loss[0]!))
     throw new Error(`training diverged: loss is ${loss[0]} at epoch ${epoch + 1}, step ${step + 1}`);
@@ -434,16 +447,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (batch.labels.length === 0) continue;
         const shape: [number, number, number, number] = [batch.labels.length, h, w, ch];
         const r = await trainStep(
-          model,
-          opt,
-          config,
-          batch.x,
-          shape,
-          batch.labels,
-          phase,
-          epoch,
-          step,
-          batches.length,
+          { model, opt, config },
+          { x: batch.x, shape, labels: batch.labels },
+          { phase, epoch, step, steps: batches.length },
         );
         lossSum += r.loss * batch.labels.length;
         correct += r.correct;
@@ -510,7 +516,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         testAccuracy: test.accuracy,
         testLoss: test.loss,
         prototypesUsed: test.prototypesUsed,
-        gumbelScale: phase === 'lastLayer' ? 1e4 : gumbelScale(epoch, config.gumbelTime, config.gumbelMax),
+        gumbelScale:
+          phase === 'lastLayer' ? INFERENCE_SCALE : gumbelScale(epoch, config.gumbelTime, config.gumbelMax),
         imagesPerSecond: seen / seconds,
         seconds,
       };
