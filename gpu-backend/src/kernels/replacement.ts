@@ -56,7 +56,11 @@ export function replacedBy(kernelName: string, backendName: string): string | un
  * go over wasm's faster ones, whose kernels they fall back to); installing a layer again first removes it.
  */
 export function replaceKernels(layer: string, list: readonly KernelReplacement[], backendName: string): void {
-  restoreKernels(layer, list, backendName);
+  restoreKernels(
+    layer,
+    list.map((r) => r.kernelName),
+    backendName,
+  );
   for (const r of list) {
     const current = tf.getKernel(r.kernelName, backendName);
     if (!current) throw new Error(`no ${r.kernelName} kernel on ${backendName} to replace`);
@@ -70,13 +74,13 @@ export function replaceKernels(layer: string, list: readonly KernelReplacement[]
 }
 
 /** Puts back what layer `layer` replaced (benchmarks and tests compare both). */
-export function restoreKernels(layer: string, list: readonly KernelReplacement[], backendName: string): void {
-  for (const r of list) {
-    const key = `${layer}:${r.kernelName}/${backendName}`;
+export function restoreKernels(layer: string, kernelNames: readonly string[], backendName: string): void {
+  for (const kernelName of kernelNames) {
+    const key = `${layer}:${kernelName}/${backendName}`;
     const previous = previousOf.get(key);
     if (!previous) continue;
-    tf.unregisterKernel(r.kernelName, backendName);
-    tf.registerKernel({ kernelName: r.kernelName, backendName, kernelFunc: previous });
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc: previous });
     previousOf.delete(key);
   }
 }

@@ -59,8 +59,6 @@ function replacements(native: NativeKernels): KernelReplacement[] {
 }
 
 const LAYER = 'native';
-/** What to restore: the names are all `restoreKernels` reads. */
-const NAMES: KernelReplacement[] = NATIVE_KERNELS.map((kernelName) => ({ kernelName, kernelFunc: () => [] }));
 const OWN = [ADAM_STEP, BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD];
 
 /** Replaces wasm's kernels with the addon's (over wasm's faster ones, their fallbacks) and adds its own. */
@@ -71,7 +69,7 @@ export function registerNativeKernels(native: NativeKernels, backendName = 'wasm
 
 /** Puts back the kernels `registerNativeKernels` replaced (benchmarks and the numeric tests compare both). */
 export function removeNativeKernels(backendName = 'wasm'): void {
-  restoreKernels(LAYER, NAMES, backendName);
+  restoreKernels(LAYER, NATIVE_KERNELS, backendName);
   for (const kernelName of OWN)
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
 }

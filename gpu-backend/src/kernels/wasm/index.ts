@@ -44,5 +44,9 @@ export function registerWasmKernels(backendName = 'wasm'): void {
 
 /** Puts wasm's own kernels back where this folder replaced them (the benchmarks' baseline). */
 export function restoreWasmKernels(backendName = 'wasm'): void {
-  restoreKernels(LAYER, WASM_REPLACEMENTS, backendName);
+  restoreKernels(
+    LAYER,
+    WASM_REPLACEMENTS.map((r) => r.kernelName),
+    backendName,
+  );
 }
