@@ -1,6 +1,7 @@
 // Explanation cache in isolate memory, LRU-bounded with TTLs: production's first layer (before Cache API and KV).
 import type { Explanation } from '@protopool/shared';
 import type { ExplanationCache } from './cache';
+import { decodeEntry } from './entry';
 
 export class MemoryCache implements ExplanationCache {
   readonly name = 'memory';
@@ -21,7 +22,8 @@ export class MemoryCache implements ExplanationCache {
     // Re-insert: Map keeps insertion order, so the oldest-used entry is always first.
     this.entries.delete(id);
     this.entries.set(id, e);
-    return JSON.parse(e.value) as Explanation;
+    // Validated like the stores' entries: put takes whatever it is given, so a bad value cannot get out.
+    return decodeEntry(e.value);
   }
 
   async put(id: string, explanation: Explanation, ttlSeconds: number): Promise<void> {

@@ -1,0 +1,125 @@
+// Cache faults at the request level: the real Worker, its Cache API and KV failing or corrupt, the real backend.
+
+import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import {
+  Explanation,
+  encodeFrame,
+  explanationId,
+  ModelManifest,
+  TENSOR_MEDIA_TYPE,
+  type WireTensor,
+} from '@protopool/shared';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createApp } from '../../edge/src/app';
+import { CacheApiCache } from '../../edge/src/cache/cache-api';
+import { KvCache } from '../../edge/src/cache/kv';
+import { type FaultMode, jsonLines } from './cache-contract';
+import { auth, env, KEY } from './env';
+import { input } from './transport-contract';
+import { worker } from './worker';
+
+const frameBody = (t: WireTensor) => ({
+  method: 'POST',
+  body: encodeFrame(t),
+  headers: { ...auth(), 'content-type': TENSOR_MEDIA_TYPE },
+});
+
+/** Calls an app built here (own isolate state) and waits for its background cache writes. */
+async function call(app: ReturnType<typeof createApp>, path: string, init: RequestInit) {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(`http://edge${path}`, init), env, ctx);
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
+/**
+ * Every Cache API and KV call fails, at the bindings themselves: the Worker runs in the tests' isolate, so
+ * it sees these mocks (vitest-pool-workers), and no hook in the app is needed.
+ */
+function outage(mode: FaultMode) {
+  const fail = (what: string) => () => {
+    const err = new Error(`${what}: injected outage`);
+    if (mode === 'throws') throw err;
+    return Promise.reject(err);
+  };
+  const kvBinding = Object.getPrototypeOf(env.EXPLANATIONS) as KVNamespace;
+  vi.spyOn(caches.default, 'match').mockImplementation(fail('cache match'));
+  vi.spyOn(caches.default, 'put').mockImplementation(fail('cache put'));
+  vi.spyOn(kvBinding, 'get').mockImplementation(fail('kv get'));
+  vi.spyOn(kvBinding, 'getWithMetadata').mockImplementation(fail('kv get'));
+  vi.spyOn(kvBinding, 'put').mockImplementation(fail('kv put'));
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('a Cache API and KV outage', () => {
+  for (const [mode, seed] of [
+    ['throws', 1901],
+    ['rejects', 1902],
+  ] as const) {
+    it(`answers from the backend when the stores' calls ${mode === 'throws' ? 'throw' : 'reject'}: a MISS, not a 500; each fault one JSON line, no secrets`, async () => {
+      outage(mode);
+      const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+      const res = await worker.fetch('http://edge/v1/classify', frameBody(input(seed)));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-cache')).toBe('MISS');
+      Explanation.parse(await res.json());
+      // A lookup by id reads the same stores: not found (a miss), not an internal error.
+      const byId = await worker.fetch(`http://edge/v1/explanations/${'e'.repeat(64)}`, { headers: auth() });
+      expect(byId.status).toBe(404);
+      // The failed writes ran in the Worker's waitUntil; they log as soon as their calls fail.
+      await vi.waitFor(() => expect(errors.mock.calls.length).toBeGreaterThanOrEqual(6));
+      const faults = jsonLines(errors).map(({ fault, layer, error }) => ({ fault, layer, error }));
+      expect(faults).toEqual(
+        expect.arrayContaining([
+          { fault: 'read', layer: 'cache-api', error: 'Error: cache match: injected outage' },
+          { fault: 'read', layer: 'kv', error: 'Error: kv get: injected outage' },
+          { fault: 'write', layer: 'cache-api', error: 'Error: cache put: injected outage' },
+          { fault: 'write', layer: 'kv', error: 'Error: kv put: injected outage' },
+        ]),
+      );
+      const logged = errors.mock.calls.flat().map(String).join('\n');
+      for (const secret of [KEY, env.PROTOPOOL_HMAC_SECRET!]) expect(logged).not.toContain(secret);
+    });
+  }
+});
+
+describe('corrupt entries', () => {
+  it('are misses: the backend answers, the background put overwrites them, the next request is a HIT', async () => {
+    const t = input(1903);
+    const manifest = ModelManifest.parse(await (await worker.fetch('http://edge/v1/model')).json());
+    const id = await explanationId(manifest.version, t);
+    const cacheApi = new CacheApiCache(caches.default);
+    const kv = new KvCache(env.EXPLANATIONS);
+    // A write cut short in the colo, and an entry an older release wrote under another schema.
+    await caches.default.put(
+      cacheApi.key(id),
+      new Response('{"id":"', { headers: { 'cache-control': 'max-age=600' } }),
+    );
+    await env.EXPLANATIONS.put(kv.key(id), JSON.stringify({ id, label: 'old shape' }));
+    const warnings = vi.spyOn(console, 'warn').mockImplementation(() => {});
+
+    const byId = await call(createApp(), `/v1/explanations/${id}`, { headers: auth() });
+    expect(byId.status).toBe(404);
+    const first = await call(createApp(), '/v1/classify', frameBody(t));
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const body = Explanation.parse(await first.json());
+    expect(body.id).toBe(id);
+    expect(jsonLines(warnings).map(({ fault, layer }) => `${fault} ${layer}`)).toEqual([
+      'corrupt cache-api',
+      'corrupt kv',
+      'corrupt cache-api',
+      'corrupt kv',
+    ]);
+
+    // call() waited for the background put: both stores now hold the backend's answer.
+    expect((await cacheApi.get(id))?.id).toBe(id);
+    expect((await kv.get(id))?.id).toBe(id);
+    const again = await call(createApp(), '/v1/classify', frameBody(t));
+    expect([again.headers.get('x-cache'), again.headers.get('x-cache-layer')]).toEqual(['HIT', 'cache-api']);
+    expect(await again.json()).toEqual(body);
+  });
+});
