@@ -1,12 +1,13 @@
 // The public edge API: auth, limits, validation, images to tensors, the explanation cache, the backend.
 
 import {
-  ClassifyOptions,
-  ClassifyQuery,
   type Explanation,
   explanationId,
   type ModelManifest,
-  zodApiError,
+  ProtocolError,
+  parseClassifyBody,
+  parseClassifyQuery,
+  resolveOptions,
 } from '@protopool/shared';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
@@ -19,8 +20,8 @@ import { LayeredCache } from './cache/layered';
 import { MemoryCache } from './cache/memory';
 import { demoPage } from './demo/page';
 import { type EdgeConfig, type Env, loadConfig } from './env';
-import { EdgeError, fail } from './errors';
-import { readInput } from './input';
+import { fail } from './errors';
+import { decodeToInput } from './image';
 import { ManifestCache } from './manifest-cache';
 import { docsPage, openApiDocument } from './openapi';
 import type { Backend } from './transport/backend';
@@ -115,15 +116,15 @@ export function createApp(deps: EdgeDeps = {}) {
   );
 
   app.post('/v1/classify', async (c) => {
-    const query = ClassifyQuery.safeParse(c.req.query());
-    if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
+    const query = parseClassifyQuery(c.req.query());
     const manifest = await manifestOf(c);
-    const { tensor, bodyOptions } = await readInput(c.req.raw, manifest);
-    const q = query.data;
-    const options = ClassifyOptions.parse({
-      ...bodyOptions,
-      ...Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined)),
-    });
+    const body = await parseClassifyBody(
+      c.req.header('content-type'),
+      new Uint8Array(await c.req.arrayBuffer()),
+      { input: manifest.input, decodeImage: (bytes) => decodeToInput(bytes, manifest.input) },
+    );
+    const { tensor } = body;
+    const options = resolveOptions(body.options, query);
     const id = await explanationId(manifest.version, tensor);
     const cache = c.get('cache');
     if (needsBypass(options)) {
@@ -161,8 +162,7 @@ export function createApp(deps: EdgeDeps = {}) {
     const id = c.req.param('id');
     if (!ID_PATTERN.test(id))
       return fail(c, 'bad_request', 'explanation ids are 64 lowercase hex digits (SHA-256)');
-    const query = ClassifyQuery.safeParse(c.req.query());
-    if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
+    const options = resolveOptions({}, parseClassifyQuery(c.req.query()));
     const hit = await c.get('cache').get(id);
     if (!hit)
       return fail(
@@ -171,9 +171,6 @@ export function createApp(deps: EdgeDeps = {}) {
         `no cached explanation ${id}: classify the input again (POST /v1/classify)`,
       );
     c.header('X-Cache', 'HIT');
-    const options = ClassifyOptions.parse(
-      Object.fromEntries(Object.entries(query.data).filter(([, v]) => v !== undefined)),
-    );
     // The same defaults as /v1/classify, so a lookup by id returns what the classify call returned.
     return c.json(view(hit as Explanation, options));
   });
@@ -209,7 +206,7 @@ export function createApp(deps: EdgeDeps = {}) {
 
   app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
-    if (err instanceof EdgeError || err instanceof BackendError)
+    if (err instanceof ProtocolError || err instanceof BackendError)
       return fail(c, err.code, err.message, err.details);
     console.error('edge: unhandled error', err instanceof Error ? err.message : err);
     return fail(c, 'internal', 'internal error');

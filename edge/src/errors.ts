@@ -12,14 +12,3 @@ export function fail(
   for (const [k, v] of Object.entries(headers ?? {})) c.header(k, v);
   return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
 }
-
-export class EdgeError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'EdgeError';
-  }
-}

@@ -1,6 +1,13 @@
 // The OpenAPI document, generated from the shared zod schemas, and a self-contained docs page.
 import { OpenAPIRegistry, OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
-import { ApiError, ClassifyRequest, Explanation, ModelManifest, TENSOR_MEDIA_TYPE } from '@protopool/shared';
+import {
+  ApiError,
+  ClassifyQuery,
+  ClassifyRequest,
+  Explanation,
+  ModelManifest,
+  TENSOR_MEDIA_TYPE,
+} from '@protopool/shared';
 import { z } from 'zod';
 
 const errors = Object.fromEntries(
@@ -24,18 +31,14 @@ export function openApiDocument(): unknown {
   if (cached) return cached;
   const r = new OpenAPIRegistry();
   r.registerComponent('securitySchemes', 'apiKey', { type: 'http', scheme: 'bearer' });
-  const options = z.object({
-    explain: z.enum(['true', 'false']).optional(),
-    topK: z.string().regex(/^\d+$/).optional(),
-    explainTopK: z.enum(['true', 'false']).optional(),
-  });
   r.registerPath({
     method: 'post',
     path: '/v1/classify',
     summary: 'Classify an image (or tensor) and explain the prediction with prototype parts',
     security: [{ apiKey: [] }],
     request: {
-      query: options,
+      // The schema both tiers parse the query with: the document cannot drift from it.
+      query: ClassifyQuery,
       body: {
         content: {
           'image/jpeg': { schema: z.string().meta({ format: 'binary' }) },
@@ -59,7 +62,7 @@ export function openApiDocument(): unknown {
     path: '/v1/explanations/{id}',
     summary: 'A cached explanation by its content id',
     security: [{ apiKey: [] }],
-    request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) }), query: options },
+    request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) }), query: ClassifyQuery },
     responses: {
       200: { description: 'The explanation', content: { 'application/json': { schema: Explanation } } },
       404: { description: 'unknown id', content: { 'application/json': { schema: ApiError } } },

@@ -68,3 +68,29 @@ export function zodApiError(error: z.ZodError, what = 'request'): ApiError {
     })),
   });
 }
+
+/**
+ * A request the protocol refuses, with the code and words its client gets. Both tiers throw it from the
+ * shared parsers and turn it into an `ApiError` response in one place (their `onError`).
+ */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+
+  /** A 400 naming every failing field (see `zodApiError`). */
+  static fromZod(error: z.ZodError, what: string): ProtocolError {
+    const { message, details } = zodApiError(error, what).error;
+    return new ProtocolError('bad_request', message, details);
+  }
+}
+
+/** Image bytes that cannot be decoded (corrupt, unsupported, too large): the sender's fault. */
+export class ImageDecodeError extends Error {
+  override name = 'ImageDecodeError';
+}

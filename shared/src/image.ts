@@ -2,6 +2,7 @@
 // No Node imports here (no fs, no Buffer): the Worker must turn the same bytes into the same tensor bytes.
 import decodeJpeg from '@jsquash/jpeg/decode.js';
 import UPNG from 'upng-js';
+import { ImageDecodeError } from './errors';
 
 /** 8-bit pixels, row-major, interleaved channels. */
 export interface Pixels {
@@ -21,9 +22,7 @@ export interface Rect {
 
 export type ResizeMode = 'crop' | 'letterbox' | 'stretch';
 
-export class ImageDecodeError extends Error {
-  override name = 'ImageDecodeError';
-}
+export { ImageDecodeError };
 
 export type ImageFormat = 'jpeg' | 'png';
 

@@ -1,5 +1,6 @@
 // What a client may ask of /v1/classify (and the backend of /invocations).
 import { z } from 'zod';
+import { ProtocolError } from './errors';
 import { TensorJson } from './wire';
 
 export const MAX_TOP_K = 20;
@@ -47,3 +48,26 @@ export const ClassifyRequest = z
     message: 'give exactly one of "image" or "tensor"',
   });
 export type ClassifyRequest = z.infer<typeof ClassifyRequest>;
+
+/** The query's options, or a 400 naming the bad parameter (`Invalid query: topK: Too big…`). */
+export function parseClassifyQuery(
+  query: Record<string, string | undefined>,
+): z.output<typeof ClassifyQuery> {
+  const parsed = ClassifyQuery.safeParse(query);
+  if (!parsed.success) throw ProtocolError.fromZod(parsed.error, 'query');
+  return parsed.data;
+}
+
+/** The options a request asked for: the body's, then the query's on top, then the defaults. */
+export function resolveOptions(
+  body: Partial<ClassifyOptions>,
+  query: z.output<typeof ClassifyQuery>,
+): ClassifyOptions {
+  const given = Object.entries(query).filter(([, v]) => v !== undefined);
+  return ClassifyOptions.parse({ ...body, ...Object.fromEntries(given) });
+}
+
+/** Options as the query parameters `parseClassifyQuery` reads back (what the edge sends its backend). */
+export function optionsQuery(o: ClassifyOptions): Record<string, string> {
+  return { explain: String(o.explain), topK: String(o.topK), explainTopK: String(o.explainTopK) };
+}

@@ -19,3 +19,21 @@ declare const crypto: {
 declare class TextEncoder {
   encode(input: string): Uint8Array;
 }
+declare class TextDecoder {
+  decode(input: Uint8Array): string;
+}
+interface FormDataFile {
+  readonly type: string;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+declare class Response {
+  constructor(body: Uint8Array, init: { headers: Record<string, string> });
+  formData(): Promise<{ get(name: string): string | FormDataFile | null }>;
+}
+declare class URLSearchParams {
+  constructor(init?: string | Record<string, string>);
+  get(name: string): string | null;
+  entries(): IterableIterator<[string, string]>;
+  [Symbol.iterator](): IterableIterator<[string, string]>;
+  toString(): string;
+}

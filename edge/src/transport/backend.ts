@@ -20,8 +20,3 @@ export class BackendError extends Error {
     this.name = 'BackendError';
   }
 }
-
-/** Query string the backend reads the classify options from. */
-export function optionsQuery(o: ClassifyOptions): string {
-  return `explain=${o.explain}&topK=${o.topK}&explainTopK=${o.explainTopK}`;
-}

@@ -6,11 +6,12 @@ import {
   Explanation,
   encodeFrame,
   ModelManifest,
+  optionsQuery,
   signRequest,
   TENSOR_MEDIA_TYPE,
   type WireTensor,
 } from '@protopool/shared';
-import { type Backend, BackendError, optionsQuery } from './backend';
+import { type Backend, BackendError } from './backend';
 
 export interface HttpBackendOptions {
   baseUrl: string;
@@ -70,7 +71,7 @@ export class HttpBackend implements Backend {
   async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
     const res = await this.request(
       'POST',
-      `/invocations?${optionsQuery(options)}`,
+      `/invocations?${new URLSearchParams(optionsQuery(options))}`,
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
     );

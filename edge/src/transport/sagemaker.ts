@@ -5,19 +5,19 @@
 import {
   ApiError,
   type ClassifyOptions,
+  CUSTOM_ATTRIBUTES_HEADER,
   Explanation,
   encodeFrame,
+  type Invocation,
+  invocationAttributes,
   ModelManifest,
-  SIGNATURE_HEADER,
-  signRequest,
+  optionsQuery,
+  signAttributes,
   TENSOR_MEDIA_TYPE,
-  TIMESTAMP_HEADER,
   type WireTensor,
 } from '@protopool/shared';
 import { AwsClient } from 'aws4fetch';
-import { type Backend, BackendError, optionsQuery } from './backend';
-
-export const CUSTOM_ATTRIBUTES = 'X-Amzn-SageMaker-Custom-Attributes';
+import { type Backend, BackendError } from './backend';
 
 export interface SageMakerOptions {
   endpoint: string;
@@ -51,23 +51,17 @@ export class SageMakerBackend implements Backend {
   }
 
   private async invoke(
-    attributes: string,
+    invocation: Invocation,
     body: Uint8Array,
     type: string,
     accept: string,
   ): Promise<Response> {
-    if (this.o.secret) {
-      const h = await signRequest(this.o.secret, {
-        method: 'POST',
-        path: `/invocations?${attributes}`,
-        body,
-      });
-      attributes = `${attributes ? `${attributes}&` : ''}pp-ts=${h[TIMESTAMP_HEADER]}&pp-sig=${h[SIGNATURE_HEADER]}`;
-    }
+    let attributes = invocationAttributes(invocation);
+    if (this.o.secret) attributes = await signAttributes(this.o.secret, attributes, body);
     try {
       return await this.aws.fetch(this.url, {
         method: 'POST',
-        headers: { 'content-type': type, accept, [CUSTOM_ATTRIBUTES]: attributes },
+        headers: { 'content-type': type, accept, [CUSTOM_ATTRIBUTES_HEADER]: attributes },
         body,
         signal: AbortSignal.timeout(this.o.timeoutMs),
       });
@@ -116,7 +110,7 @@ export class SageMakerBackend implements Backend {
 
   async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
     const res = await this.invoke(
-      optionsQuery(options),
+      { route: 'classify', query: optionsQuery(options) },
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
       'application/json',
@@ -129,7 +123,12 @@ export class SageMakerBackend implements Backend {
   }
 
   async manifest(): Promise<ModelManifest> {
-    const res = await this.invoke('route=manifest', new Uint8Array(), 'application/json', 'application/json');
+    const res = await this.invoke(
+      { route: 'manifest' },
+      new Uint8Array(),
+      'application/json',
+      'application/json',
+    );
     if (!res.ok) throw await this.failure(res);
     const parsed = ModelManifest.safeParse(await res.json());
     if (!parsed.success)
@@ -139,7 +138,7 @@ export class SageMakerBackend implements Backend {
 
   async prototypeImage(id: number): Promise<Uint8Array | null> {
     const res = await this.invoke(
-      `route=prototype-image&id=${id}`,
+      { route: 'prototype-image', id: String(id) },
       new Uint8Array(),
       'application/json',
       'image/png',

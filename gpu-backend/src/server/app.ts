@@ -2,27 +2,26 @@
 // It never does maths: the model service does.
 import {
   apiError,
-  ClassifyOptions,
-  ClassifyQuery,
-  ClassifyRequest,
-  decodeBase64,
-  decodeFrame,
-  decodeJson,
+  CUSTOM_ATTRIBUTES_HEADER,
   type ErrorCode,
   Explanation,
   HTTP_STATUS,
+  hasSignedAttributes,
+  ProtocolError,
+  parseClassifyBody,
+  parseClassifyQuery,
+  readInvocation,
+  resolveOptions,
   SIGNATURE_HEADER,
-  TENSOR_MEDIA_TYPE,
   TensorFormatError,
   TIMESTAMP_HEADER,
+  verifyAttributes,
   verifyRequest,
-  type WireTensor,
-  zodApiError,
 } from '@protopool/shared';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { QueueFullError } from './batcher';
-import { InputError, type ModelService } from './model-service';
+import type { ModelService } from './model-service';
 
 export interface AppOptions {
   /** The loaded model, or undefined while it loads (/ping answers 503). */
@@ -37,19 +36,6 @@ export interface AppOptions {
 }
 
 type Env = { Variables: { body: Uint8Array } };
-
-/** The header SageMaker forwards from InvokeEndpoint's CustomAttributes. */
-export const SAGEMAKER_ATTRIBUTES = 'X-Amzn-SageMaker-Custom-Attributes';
-
-/**
- * `<attributes>&pp-ts=<unix s>&pp-sig=v1=<hex>`: the HMAC scheme with path "/invocations?<attributes>"
- * (SageMaker forwards only this header, so the signature rides in it, after the attributes it covers).
- */
-export function signatureInAttributes(header: string | undefined) {
-  if (!header) return null;
-  const m = /^(?:(.*)&)?pp-ts=(\d{1,12})&pp-sig=(v1=[0-9a-f]{64})$/.exec(header);
-  return m ? { signed: m[1] ?? '', timestamp: m[2]!, signature: m[3]! } : null;
-}
 
 function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
   return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
@@ -82,20 +68,19 @@ export function createApp(o: AppOptions): Hono<Env> {
     c.set('body', body);
     if (o.secret !== undefined) {
       const url = new URL(c.req.url);
-      let timestamp = c.req.header(TIMESTAMP_HEADER);
-      let signature = c.req.header(SIGNATURE_HEADER);
-      let path = url.pathname + url.search;
-      const carried = signatureInAttributes(c.req.header(SAGEMAKER_ATTRIBUTES));
-      if (!timestamp && !signature && carried) {
-        // Through SageMaker our headers are dropped; the edge signs inside CustomAttributes instead.
-        ({ timestamp, signature } = carried);
-        path = `${url.pathname}?${carried.signed}`;
-      }
-      const verdict = await verifyRequest(
-        o.secret,
-        { timestamp, signature },
-        { method: c.req.method, path, body },
-      );
+      const timestamp = c.req.header(TIMESTAMP_HEADER);
+      const signature = c.req.header(SIGNATURE_HEADER);
+      const attributes = c.req.header(CUSTOM_ATTRIBUTES_HEADER);
+      // Through SageMaker our headers are dropped; the edge signs inside CustomAttributes instead.
+      const carried =
+        !timestamp && !signature && url.pathname === '/invocations' && hasSignedAttributes(attributes);
+      const verdict = carried
+        ? await verifyAttributes(o.secret, attributes!, body)
+        : await verifyRequest(
+            o.secret,
+            { timestamp, signature },
+            { method: c.req.method, path: url.pathname + url.search, body },
+          );
       if (!verdict.ok) {
         o.log({ event: 'auth_refused', path: url.pathname, reason: verdict.reason });
         return fail(c, 'unauthorized', `request refused: ${verdict.reason}`);
@@ -106,65 +91,23 @@ export function createApp(o: AppOptions): Hono<Env> {
 
   const ready = () => {
     const s = o.service();
-    if (!s) throw new HttpFailure('backend_unavailable', 'model is still loading; retry shortly');
+    if (!s) throw new ProtocolError('backend_unavailable', 'model is still loading; retry shortly');
     return s;
   };
 
   const classify = async (c: Context<Env>) => {
     const s = ready();
     // Behind SageMaker only /invocations is reachable and query strings are dropped: options and the
-    // other routes arrive in the CustomAttributes header instead (route=manifest, route=prototype-image&id=N).
-    const attributes = new URLSearchParams(c.req.header(SAGEMAKER_ATTRIBUTES) ?? '');
-    attributes.delete('pp-ts');
-    attributes.delete('pp-sig');
-    const route = attributes.get('route');
-    if (route === 'manifest') return c.json(s.manifest);
-    if (route === 'prototype-image') return prototypeImage(c, attributes.get('id') ?? '');
-    if (route !== null)
-      return fail(c, 'bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
-    attributes.delete('route');
-    const query = ClassifyQuery.safeParse({ ...Object.fromEntries(attributes), ...c.req.query() });
-    if (!query.success) return c.json(zodApiError(query.error, 'query'), 400);
-    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    const limits = { maxElements: s.inputShape.reduce((a, b) => a * b, 1) };
-    let tensor: WireTensor;
-    let bodyOptions: Partial<ClassifyOptions> = {};
-    if (type === TENSOR_MEDIA_TYPE) {
-      tensor = decodeFrame(c.get('body'), limits);
-    } else if (type === 'image/png' || type === 'image/jpeg') {
-      tensor = await s.imageTensor(c.get('body'));
-    } else if (type === 'application/json') {
-      let json: unknown;
-      try {
-        json = JSON.parse(new TextDecoder().decode(c.get('body')));
-      } catch {
-        return fail(c, 'bad_request', 'body is not valid JSON');
-      }
-      const req = ClassifyRequest.safeParse(json);
-      if (!req.success) return c.json(zodApiError(req.error, 'request body'), 400);
-      if (req.data.image) {
-        const bytes = decodeBase64(req.data.image.data);
-        if (!bytes) return fail(c, 'bad_request', 'Invalid request body: image.data: not canonical base64');
-        tensor = await s.imageTensor(bytes);
-      } else {
-        tensor = decodeJson(req.data.tensor, limits);
-      }
-      bodyOptions = req.data.options;
-    } else {
-      return fail(
-        c,
-        'unsupported_media_type',
-        `content-type must be ${TENSOR_MEDIA_TYPE}, application/json, image/png or image/jpeg, got "${type || 'none'}"`,
-      );
-    }
-    const q = query.data;
-    const options = ClassifyOptions.parse({
-      ...bodyOptions,
-      ...(q.explain === undefined ? {} : { explain: q.explain }),
-      ...(q.topK === undefined ? {} : { topK: q.topK }),
-      ...(q.explainTopK === undefined ? {} : { explainTopK: q.explainTopK }),
+    // other routes arrive in the CustomAttributes header instead (shared/src/invocations.ts).
+    const invocation = readInvocation(c.req.header(CUSTOM_ATTRIBUTES_HEADER));
+    if (invocation.route === 'manifest') return c.json(s.manifest);
+    if (invocation.route === 'prototype-image') return prototypeImage(c, invocation.id);
+    const query = parseClassifyQuery({ ...invocation.query, ...c.req.query() });
+    const { tensor, options } = await parseClassifyBody(c.req.header('content-type'), c.get('body'), {
+      input: s.manifest.input,
+      decodeImage: (bytes) => s.imageInput(bytes),
     });
-    const explanation = await s.classify(tensor, options);
+    const explanation = await s.classify(tensor, resolveOptions(options, query));
     // Nothing leaves unchecked: a response that breaks the contract is our bug, reported as a 500.
     return c.json(Explanation.parse(explanation));
   };
@@ -201,9 +144,8 @@ export function createApp(o: AppOptions): Hono<Env> {
   app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 
   app.onError((err, c) => {
-    if (err instanceof HttpFailure) return fail(c, err.code, err.message);
-    if (err instanceof TensorFormatError || err instanceof InputError)
-      return fail(c, 'bad_request', err.message);
+    if (err instanceof ProtocolError) return fail(c, err.code, err.message, err.details);
+    if (err instanceof TensorFormatError) return fail(c, 'bad_request', err.message);
     if (err instanceof QueueFullError) {
       c.header('Retry-After', String(o.retryAfterSeconds));
       return fail(c, 'overloaded', err.message);
@@ -213,13 +155,4 @@ export function createApp(o: AppOptions): Hono<Env> {
   });
 
   return app;
-}
-
-export class HttpFailure extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }

@@ -11,7 +11,7 @@ import {
   type ModelManifest,
   type WireTensor,
 } from '@protopool/shared';
-import { ImageDecodeError, imageToInput } from '@protopool/shared/image';
+import { imageToInput } from '@protopool/shared/image';
 import * as tf from '@tensorflow/tfjs';
 import { initImageCodecs } from '../data/image-node';
 import { globalExplanation } from '../explain/global';
@@ -19,10 +19,6 @@ import { explainBatch, type HeadState, headState } from '../explain/local';
 import { loadModelDir } from '../io/model-files';
 import type { ProtoPoolModel } from '../model/protopool';
 import { type BatcherOptions, MicroBatcher } from './batcher';
-
-export class InputError extends Error {
-  override name = 'InputError';
-}
 
 interface Job {
   data: Float32Array;
@@ -69,15 +65,9 @@ export class ModelService {
   }
 
   /** The model input from encoded image bytes, by the manifest's preprocessing (shared with the edge). */
-  async imageTensor(bytes: Uint8Array): Promise<WireTensor> {
+  async imageInput(bytes: Uint8Array): Promise<Float32Array> {
     await initImageCodecs();
-    const [h, w, c] = this.inputShape;
-    try {
-      return { dtype: 'float32', shape: [1, h, w, c], data: await imageToInput(bytes, this.manifest.input) };
-    } catch (err) {
-      if (err instanceof ImageDecodeError) throw new InputError(`cannot read the image: ${err.message}`);
-      throw err;
-    }
+    return imageToInput(bytes, this.manifest.input);
   }
 
   async classify(t: WireTensor, options: ClassifyOptions): Promise<Explanation> {

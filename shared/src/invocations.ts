@@ -1,0 +1,77 @@
+// SageMaker's /invocations carrying the whole backend API. SageMaker forwards only the body, its content
+// type and one header, CustomAttributes, so everything else rides in that header as a query string:
+//
+//   classify          explain=true&topK=3&explainTopK=false      (the options, as the query would carry them)
+//   the manifest      route=manifest
+//   prototype image   route=prototype-image&id=7
+//
+// and, when the backend has an HMAC secret, the signature is appended after the attributes it covers:
+//   <attributes>&pp-ts=<unix s>&pp-sig=v1=<hex>, signed (hmac.ts) as POST "/invocations?<attributes>".
+import { ProtocolError } from './errors';
+import { SIGNATURE_HEADER, signRequest, TIMESTAMP_HEADER, type VerifyResult, verifyRequest } from './hmac';
+
+export const CUSTOM_ATTRIBUTES_HEADER = 'X-Amzn-SageMaker-Custom-Attributes';
+
+export type Invocation =
+  | { route: 'classify'; query: Record<string, string> }
+  | { route: 'manifest' }
+  | { route: 'prototype-image'; id: string };
+
+/** The attributes asking for `invocation` (unsigned). */
+export function invocationAttributes(invocation: Invocation): string {
+  switch (invocation.route) {
+    case 'classify':
+      return new URLSearchParams(invocation.query).toString();
+    case 'manifest':
+      return 'route=manifest';
+    case 'prototype-image':
+      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}`;
+  }
+}
+
+/** What the attributes ask for (a signature in them is ignored here: `verifyAttributes` checks it). */
+export function readInvocation(attributes: string | null | undefined): Invocation {
+  const params = new URLSearchParams(splitSignature(attributes ?? '')?.signed ?? attributes ?? '');
+  const route = params.get('route');
+  if (route === null) return { route: 'classify', query: Object.fromEntries(params) };
+  if (route === 'manifest') return { route };
+  if (route === 'prototype-image') return { route, id: params.get('id') ?? '' };
+  throw new ProtocolError('bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
+}
+
+/** `attributes` with the edge's signature appended. */
+export async function signAttributes(
+  secret: string,
+  attributes: string,
+  body: Uint8Array,
+  now = Date.now(),
+): Promise<string> {
+  const h = await signRequest(secret, { method: 'POST', path: `/invocations?${attributes}`, body }, now);
+  return `${attributes ? `${attributes}&` : ''}pp-ts=${h[TIMESTAMP_HEADER]}&pp-sig=${h[SIGNATURE_HEADER]}`;
+}
+
+/** Whether attributes carry a signature at all (else the request must be signed by headers). */
+export function hasSignedAttributes(attributes: string | null | undefined): boolean {
+  return splitSignature(attributes ?? '') !== null;
+}
+
+/** Checks the signature `signAttributes` appended, over the attributes before it and the body. */
+export function verifyAttributes(
+  secret: string,
+  attributes: string,
+  body: Uint8Array,
+  now = Date.now(),
+): Promise<VerifyResult> {
+  const carried = splitSignature(attributes);
+  return verifyRequest(
+    secret,
+    { timestamp: carried?.timestamp, signature: carried?.signature },
+    { method: 'POST', path: `/invocations?${carried?.signed ?? attributes}`, body },
+    now,
+  );
+}
+
+function splitSignature(header: string) {
+  const m = /^(?:(.*)&)?pp-ts=(\d{1,12})&pp-sig=(v1=[0-9a-f]{64})$/.exec(header);
+  return m ? { signed: m[1] ?? '', timestamp: m[2]!, signature: m[3]! } : null;
+}
