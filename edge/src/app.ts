@@ -2,111 +2,34 @@
 
 import {
   type Explanation,
-  explanationId,
-  type ModelManifest,
   ProtocolError,
   parseClassifyBody,
   parseClassifyQuery,
   resolveOptions,
 } from '@protopool/shared';
-import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { RateLimiter, verifyApiKey } from './auth';
 import { ID_PATTERN } from './cache/cache';
-import { CacheApiCache } from './cache/cache-api';
-import { KvCache } from './cache/kv';
-import { LayeredCache } from './cache/layered';
-import { MemoryCache } from './cache/memory';
+import { classifyThroughCache } from './classify';
 import { demoPage } from './demo/page';
-import { type EdgeConfig, type Env, loadConfig } from './env';
 import { fail } from './errors';
 import { decodeToInput } from './image';
-import { ManifestCache } from './manifest-cache';
+import { type AppEnv, type BackendFactory, isolateContext, manifestOf, requireApiKey } from './isolate';
 import { docsPage, openApiDocument } from './openapi';
-import type { Backend } from './transport/backend';
 import { BackendError } from './transport/backend';
-import { HttpBackend } from './transport/http';
-import { SageMakerBackend } from './transport/sagemaker';
-import { CANONICAL, needsBypass, view } from './views';
-
-type Vars = { config: EdgeConfig; backend: Backend; cache: LayeredCache; keyHash: string };
-type AppEnv = { Bindings: Env; Variables: Vars };
+import { view } from './views';
 
 export interface EdgeDeps {
   /** Replaces the configured transport (tests: an in-process backend). */
-  backend?: (config: EdgeConfig, env: Env) => Backend;
+  backend?: BackendFactory;
 }
 
 export function createApp(deps: EdgeDeps = {}) {
   const app = new Hono<AppEnv>();
-  // Per isolate: these live as long as the isolate, across requests.
-  let limiter: RateLimiter | undefined;
-  let manifests: ManifestCache | undefined;
-  let memory: MemoryCache | undefined;
-  let configFor: Env | undefined;
-  let config: EdgeConfig | undefined;
+  app.use('*', isolateContext(deps.backend));
 
-  app.use('*', async (c, next) => {
-    if (configFor !== c.env) {
-      config = loadConfig(c.env);
-      configFor = c.env;
-      limiter = new RateLimiter(config.RATE_LIMIT_PER_MINUTE);
-      manifests = new ManifestCache(config.MANIFEST_TTL_SECONDS * 1000);
-      memory = config.MEMORY_CACHE_ENTRIES ? new MemoryCache(config.MEMORY_CACHE_ENTRIES) : undefined;
-    }
-    const cfg = config!;
-    c.set('config', cfg);
-    c.set('backend', deps.backend ? deps.backend(cfg, c.env) : makeBackend(cfg));
-    const background = (p: Promise<unknown>) =>
-      c.executionCtx.waitUntil(p.catch((e) => console.error('cache fill failed', e)));
-    // Isolate memory first: a hot explanation costs no I/O at all; then the colo's Cache API, then KV.
-    const layers = [new CacheApiCache(caches.default), new KvCache(c.env.EXPLANATIONS)];
-    c.set(
-      'cache',
-      new LayeredCache(memory ? [memory, ...layers] : layers, cfg.CACHE_TTL_SECONDS, background),
-    );
-    await next();
-  });
-
-  const requireKey = async (c: Context<AppEnv>, next: () => Promise<void>) => {
-    const cfg = c.get('config');
-    if (!cfg.API_KEY_HASHES.length)
-      return fail(c, 'unauthorized', 'no API keys are configured on this edge (API_KEY_HASHES)');
-    const hash = await verifyApiKey(c.req.header('authorization'), cfg.API_KEY_HASHES);
-    if (!hash)
-      return fail(
-        c,
-        'unauthorized',
-        'missing or unknown API key: send Authorization: Bearer <key>',
-        undefined,
-        { 'WWW-Authenticate': 'Bearer' },
-      );
-    const wait = limiter!.take(hash);
-    if (wait > 0)
-      return fail(
-        c,
-        'rate_limited',
-        `rate limit of ${cfg.RATE_LIMIT_PER_MINUTE} requests per minute exceeded`,
-        undefined,
-        { 'Retry-After': String(wait) },
-      );
-    c.set('keyHash', hash);
-    await next();
-  };
-
-  const manifestOf = async (c: Context<AppEnv>): Promise<ModelManifest> => {
-    try {
-      return await manifests!.get(c.get('backend'));
-    } catch (err) {
-      // Backend down: the last known manifest still addresses the cache, so hits keep working.
-      if (manifests!.last) return manifests!.last;
-      throw err;
-    }
-  };
-
-  app.use('/v1/classify', requireKey);
-  app.use('/v1/explanations/*', requireKey);
+  app.use('/v1/classify', requireApiKey);
+  app.use('/v1/explanations/*', requireApiKey);
   app.use('/v1/classify', async (c, next) =>
     bodyLimit({
       maxSize: c.get('config').MAX_BODY_BYTES,
@@ -123,39 +46,25 @@ export function createApp(deps: EdgeDeps = {}) {
       new Uint8Array(await c.req.arrayBuffer()),
       { input: manifest.input, decodeImage: (bytes) => decodeToInput(bytes, manifest.input) },
     );
-    const { tensor } = body;
-    const options = resolveOptions(body.options, query);
-    const id = await explanationId(manifest.version, tensor);
-    const cache = c.get('cache');
-    if (needsBypass(options)) {
-      c.header('X-Cache', 'BYPASS');
-      return c.json(await c.get('backend').explain(tensor, options));
-    }
-    // Server-Timing: where a request's time went (workerd's clock moves at I/O, which is what these are).
-    const lookupStart = Date.now();
-    const hit = await cache.get(id);
-    const lookup = `cache;dur=${Date.now() - lookupStart}`;
-    if (hit) {
-      c.header('X-Cache', 'HIT');
-      c.header('X-Cache-Layer', cache.lastHitLayer ?? '');
-      c.header('Server-Timing', lookup);
-      return c.json(view(hit, options));
-    }
-    const backendStart = Date.now();
-    const fresh = await c.get('backend').explain(tensor, CANONICAL);
-    c.header('Server-Timing', `${lookup}, backend;dur=${Date.now() - backendStart}`);
-    if (fresh.modelVersion !== manifest.version) {
-      // The backend changed model since the manifest was read: never store under the old version's id.
-      manifests!.invalidate();
-    } else {
-      c.executionCtx.waitUntil(
-        cache
-          .put(id, fresh, c.get('config').CACHE_TTL_SECONDS)
-          .catch((e) => console.error('cache put failed', e)),
-      );
-    }
-    c.header('X-Cache', 'MISS');
-    return c.json(view(fresh, options));
+    const cfg = c.get('config');
+    const result = await classifyThroughCache(
+      {
+        backend: c.get('backend'),
+        cache: c.get('cache'),
+        manifest,
+        staleManifest: () => c.get('isolate').manifests.invalidate(),
+        background: (p) => c.executionCtx.waitUntil(p),
+        ttlSeconds: cfg.CACHE_TTL_SECONDS,
+      },
+      body.tensor,
+      resolveOptions(body.options, query),
+    );
+    c.header('X-Cache', result.cache);
+    if (result.layer) c.header('X-Cache-Layer', result.layer);
+    // Server-Timing: where a request's time went.
+    const timing = Object.entries(result.timings).map(([k, v]) => `${k};dur=${v}`);
+    if (timing.length) c.header('Server-Timing', timing.join(', '));
+    return c.json(result.explanation);
   });
 
   app.get('/v1/explanations/:id', async (c) => {
@@ -212,23 +121,4 @@ export function createApp(deps: EdgeDeps = {}) {
     return fail(c, 'internal', 'internal error');
   });
   return app;
-}
-
-function makeBackend(config: EdgeConfig): Backend {
-  if (config.BACKEND_TRANSPORT === 'sagemaker') {
-    return new SageMakerBackend({
-      endpoint: config.SAGEMAKER_ENDPOINT!,
-      region: config.AWS_REGION!,
-      accessKeyId: config.AWS_ACCESS_KEY_ID!,
-      secretAccessKey: config.AWS_SECRET_ACCESS_KEY!,
-      sessionToken: config.AWS_SESSION_TOKEN,
-      secret: config.PROTOPOOL_HMAC_SECRET,
-      timeoutMs: config.BACKEND_TIMEOUT_MS,
-    });
-  }
-  return new HttpBackend({
-    baseUrl: config.BACKEND_URL!,
-    secret: config.PROTOPOOL_HMAC_SECRET,
-    timeoutMs: config.BACKEND_TIMEOUT_MS,
-  });
 }
