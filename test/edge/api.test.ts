@@ -1,6 +1,3 @@
-// The public edge API inside workerd, in front of the real backend process.
-
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import {
   ApiError,
   Explanation,
@@ -10,30 +7,15 @@ import {
   ModelManifest,
   TENSOR_MEDIA_TYPE,
   tensor,
-  type WireTensor,
 } from '@protopool/shared';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../edge/src/app';
-import type { Env } from '../../edge/src/env';
 import type { Backend } from '../../edge/src/transport/backend';
 import { HttpBackend } from '../../edge/src/transport/http';
 import { auth, env, OTHER_KEY } from './env';
+import { call, frameBody } from './requests';
 import { input } from './transport-contract';
 import { worker } from './worker';
-
-const frameBody = (t: WireTensor) => ({
-  method: 'POST',
-  body: encodeFrame(t),
-  headers: { ...auth(), 'content-type': TENSOR_MEDIA_TYPE },
-});
-
-/** Calls an app built here (own isolate state) and waits for its background cache writes. */
-async function call(app: ReturnType<typeof createApp>, path: string, init: RequestInit, e: Env = env) {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://edge${path}`, init), e, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
 
 async function manifest(): Promise<ModelManifest> {
   return ModelManifest.parse(await (await worker.fetch('http://edge/v1/model')).json());

@@ -1,36 +1,13 @@
-// Cache faults at the request level: the real Worker, its Cache API and KV failing or corrupt, the real backend.
-
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
-import {
-  Explanation,
-  encodeFrame,
-  explanationId,
-  ModelManifest,
-  TENSOR_MEDIA_TYPE,
-  type WireTensor,
-} from '@protopool/shared';
+import { Explanation, explanationId, ModelManifest } from '@protopool/shared';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../edge/src/app';
 import { CacheApiCache } from '../../edge/src/cache/cache-api';
 import { KvCache } from '../../edge/src/cache/kv';
 import { type FaultMode, jsonLines } from './cache-contract';
 import { auth, env, KEY } from './env';
+import { call, frameBody } from './requests';
 import { input } from './transport-contract';
 import { worker } from './worker';
-
-const frameBody = (t: WireTensor) => ({
-  method: 'POST',
-  body: encodeFrame(t),
-  headers: { ...auth(), 'content-type': TENSOR_MEDIA_TYPE },
-});
-
-/** Calls an app built here (own isolate state) and waits for its background cache writes. */
-async function call(app: ReturnType<typeof createApp>, path: string, init: RequestInit) {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://edge${path}`, init), env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
 
 /**
  * Every Cache API and KV call fails, at the bindings themselves: the Worker runs in the tests' isolate, so

@@ -17,6 +17,7 @@ import {
   type WireTensor,
 } from '@protopool/shared';
 import { AwsClient } from 'aws4fetch';
+import type { z } from 'zod';
 import { type Backend, BackendError } from './backend';
 
 export interface SageMakerOptions {
@@ -108,6 +109,15 @@ export class SageMakerBackend implements Backend {
     return new BackendError('backend_unavailable', `SageMaker endpoint answered ${res.status}`);
   }
 
+  /** A 2xx's body as `schema` says, or the failure the edge reports. */
+  private async answer<T>(res: Response, schema: z.ZodType<T>, what: string): Promise<T> {
+    if (!res.ok) throw await this.failure(res);
+    const parsed = schema.safeParse(await res.json());
+    if (!parsed.success)
+      throw new BackendError('backend_unavailable', `SageMaker endpoint sent an invalid ${what}`);
+    return parsed.data;
+  }
+
   async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
     const res = await this.invoke(
       { route: 'classify', query: optionsQuery(options) },
@@ -115,11 +125,7 @@ export class SageMakerBackend implements Backend {
       TENSOR_MEDIA_TYPE,
       'application/json',
     );
-    if (!res.ok) throw await this.failure(res);
-    const parsed = Explanation.safeParse(await res.json());
-    if (!parsed.success)
-      throw new BackendError('backend_unavailable', 'SageMaker endpoint sent an invalid explanation');
-    return parsed.data;
+    return this.answer(res, Explanation, 'explanation');
   }
 
   async manifest(): Promise<ModelManifest> {
@@ -129,11 +135,7 @@ export class SageMakerBackend implements Backend {
       'application/json',
       'application/json',
     );
-    if (!res.ok) throw await this.failure(res);
-    const parsed = ModelManifest.safeParse(await res.json());
-    if (!parsed.success)
-      throw new BackendError('backend_unavailable', 'SageMaker endpoint sent an invalid manifest');
-    return parsed.data;
+    return this.answer(res, ModelManifest, 'manifest');
   }
 
   async prototypeImage(id: number): Promise<Uint8Array | null> {
