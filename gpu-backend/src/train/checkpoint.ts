@@ -34,7 +34,9 @@ export interface EpochInProgress {
   lossSum: number;
   correct: number;
   seen: number;
+  /** Each loss term summed over the epoch's images. */
   partSums: Record<string, number>;
+  /** Each slot's prototype as the epoch began: how many move tells whether the assignment still learns. */
   slotsBefore: number[];
   seconds: number;
 }

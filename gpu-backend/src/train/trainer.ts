@@ -6,7 +6,7 @@ import { readAhead } from '../data/streaming';
 import { gumbelScale, hardAssignment, INFERENCE_SCALE } from '../model/assignment';
 import { chunk } from '../util/arrays';
 import { deriveSeed, permutation } from '../util/random';
-import { type EpochRecord, saveCheckpoint } from './checkpoint';
+import { type EpochInProgress, type EpochRecord, saveCheckpoint } from './checkpoint';
 import { type Phase, phaseOf, type TrainConfig } from './config';
 import { evaluate } from './evaluate';
 import { exportModel } from './export-model';
@@ -99,19 +99,12 @@ async function projectBeforeLastLayer(run: RunContext): Promise<void> {
   run.events?.onLog?.({ event: 'projection', ...projection, prototypes: undefined, testAfter: after });
 }
 
-/** An epoch's running sums, from its first step or from where a stopped run left them. */
-interface EpochTally {
-  step: number;
-  lossSum: number;
-  correct: number;
-  seen: number;
-  /** Each loss term summed over the epoch's images. */
-  partSums: Record<string, number>;
-  /** Each slot's prototype as the epoch began: how many move tells whether the assignment still learns. */
-  slotsBefore: number[];
-  /** When the epoch began (performance.now()), moved back by the time a stopped run had spent in it. */
-  started: number;
-}
+/**
+ * An epoch's running sums, from its first step or from where a stopped run left them: what a checkpoint
+ * saves of an epoch in progress, with the wall clock as when the epoch began (performance.now(), moved
+ * back by the time a stopped run had spent in it) instead of seconds spent.
+ */
+type EpochTally = Omit<EpochInProgress, 'epoch' | 'position' | 'seconds'> & { started: number };
 
 const secondsSince = (started: number) => (performance.now() - started) / 1000;
 
