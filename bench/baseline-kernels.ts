@@ -1,6 +1,7 @@
 // The benchmarks' baseline kernel set: this repo's first wasm kernels, to measure what the current ones gain.
 import * as tf from '@tensorflow/tfjs';
 import {
+  type ConvGeometry,
   dilate,
   filterGradByConv,
   inputGradByFlippedConv,
@@ -21,22 +22,17 @@ import { checkNhwcDense } from '../gpu-backend/src/kernels/wasm/conv2d-backprop-
  */
 export type KernelSet = 'fast' | 'baseline';
 
-type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-type Rounding = 'floor' | 'round' | 'ceil' | undefined;
-
 function inputGradBaseline(
   xShape: [number, number, number, number],
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
-  strides: number | [number, number],
-  pad: Pad,
-  rounding: Rounding,
+  g: ConvGeometry,
 ): tf.Tensor4D {
   return tf.tidy(() => {
-    const [sh, sw] = pair(strides);
+    const [sh, sw] = pair(g.strides);
     const [kh, kw] = filter.shape;
     const [, h, w] = xShape;
-    const { top, left } = padInfo(xShape, filter.shape, strides, pad, rounding);
+    const { top, left } = padInfo(xShape, filter.shape, g);
     if (kh === 1 && kw === 1 && top === 0 && left === 0) {
       const [b, oh, ow, co] = dy.shape;
       const ci = filter.shape[2];
@@ -53,15 +49,13 @@ function filterGradBaseline(
   x: tf.Tensor4D,
   dy: tf.Tensor4D,
   filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  rounding: Rounding,
+  g: ConvGeometry,
 ): tf.Tensor4D {
   return tf.tidy(() => {
-    const [sh, sw] = pair(strides);
+    const [sh, sw] = pair(g.strides);
     const [kh, kw, ci, co] = filterShape;
     const [b, oh, ow] = dy.shape;
-    const { top, left } = padInfo(x.shape, filterShape, strides, pad, rounding);
+    const { top, left } = padInfo(x.shape, filterShape, g);
     if (kh === 1 && kw === 1) {
       const xp = padOrCrop(
         x,
@@ -83,14 +77,7 @@ const baselineConvKernels = [
     kernelName: tf.Conv2DBackpropFilter,
     kernelFunc: (({ inputs, attrs }: { inputs: tf.NamedTensorMap; attrs: tf.Conv2DBackpropFilterAttrs }) => {
       checkNhwcDense(tf.Conv2DBackpropFilter, attrs);
-      return filterGradBaseline(
-        inputs.x as tf.Tensor4D,
-        inputs.dy as tf.Tensor4D,
-        attrs.filterShape,
-        attrs.strides,
-        attrs.pad,
-        attrs.dimRoundingMode,
-      );
+      return filterGradBaseline(inputs.x as tf.Tensor4D, inputs.dy as tf.Tensor4D, attrs.filterShape, attrs);
     }) as unknown as tf.KernelConfig['kernelFunc'],
   },
   {
@@ -101,9 +88,7 @@ const baselineConvKernels = [
         attrs.inputShape as [number, number, number, number],
         inputs.dy as tf.Tensor4D,
         inputs.filter as tf.Tensor4D,
-        attrs.strides,
-        attrs.pad,
-        attrs.dimRoundingMode,
+        attrs,
       );
     }) as unknown as tf.KernelConfig['kernelFunc'],
   },

@@ -12,20 +12,17 @@ export function pair(v: number | Pair): Pair {
   return typeof v === 'number' ? [v, v] : v;
 }
 
-export function padInfo(
-  xShape: number[],
-  filterShape: number[],
-  strides: number | Pair,
-  pad: Pad,
-  roundingMode?: 'floor' | 'round' | 'ceil',
-) {
+/** How a convolution strides and pads: the attributes its two gradient kernels share with it. */
+export type ConvGeometry = Pick<tf.Conv2DBackpropInputAttrs, 'strides' | 'pad' | 'dimRoundingMode'>;
+
+export function padInfo(xShape: number[], filterShape: number[], g: ConvGeometry) {
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
-    strides,
+    g.strides,
     1,
-    pad,
-    roundingMode,
+    g.pad as Pad,
+    g.dimRoundingMode,
   );
   return { top: info.padInfo.top, left: info.padInfo.left, outH: info.outHeight, outW: info.outWidth };
 }
@@ -70,15 +67,13 @@ export function conv2dInputGrad(
   xShape: [number, number, number, number],
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
-  strides: number | Pair,
-  pad: Pad,
-  roundingMode?: 'floor' | 'round' | 'ceil',
+  g: ConvGeometry,
 ): tf.Tensor4D {
   return tf.tidy(() => {
-    const [sh, sw] = pair(strides);
+    const [sh, sw] = pair(g.strides);
     const [kh, kw] = filter.shape;
     const [, h, w] = xShape;
-    const { top, left } = padInfo(xShape, filter.shape, strides, pad, roundingMode);
+    const { top, left } = padInfo(xShape, filter.shape, g);
     if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0) {
       // 1×1: dy · wᵀ. The transpose is explicit: wasm's matMul with a transpose flag is ~10x slower.
       const [b, oh, ow, co] = dy.shape;
@@ -133,14 +128,12 @@ export function conv2dFilterGrad(
   x: tf.Tensor4D,
   dy: tf.Tensor4D,
   filterShape: [number, number, number, number],
-  strides: number | Pair,
-  pad: Pad,
-  roundingMode?: 'floor' | 'round' | 'ceil',
+  g: ConvGeometry,
 ): tf.Tensor4D {
   return tf.tidy(() => {
-    const [sh, sw] = pair(strides);
+    const [sh, sw] = pair(g.strides);
     const [kh, kw] = filterShape;
-    const { top, left } = padInfo(x.shape, filterShape, strides, pad, roundingMode);
+    const { top, left } = padInfo(x.shape, filterShape, g);
     if (kh === 1 && kw === 1) return filterGradByMatMul(x, dy, filterShape, [sh, sw], top, left);
     return filterGradByConv(x, dy, filterShape, [sh, sw], top, left);
   });

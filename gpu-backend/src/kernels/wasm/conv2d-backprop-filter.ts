@@ -10,6 +10,6 @@ export const conv2dBackpropFilter = kernel<tf.Conv2DBackpropFilterInputs, tf.Con
     checkNhwcDense(tf.Conv2DBackpropFilter, attrs);
     const x = inputs.x as tf.Tensor4D;
     const dy = inputs.dy as tf.Tensor4D;
-    return conv2dFilterGrad(x, dy, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+    return conv2dFilterGrad(x, dy, attrs.filterShape, attrs);
   },
 );

@@ -20,13 +20,6 @@ export const conv2dBackpropInput = kernel<tf.Conv2DBackpropInputInputs, tf.Conv2
     checkNhwcDense(tf.Conv2DBackpropInput, attrs);
     const dy = inputs.dy as tf.Tensor4D;
     const filter = inputs.filter as tf.Tensor4D;
-    return conv2dInputGrad(
-      attrs.inputShape as [number, number, number, number],
-      dy,
-      filter,
-      attrs.strides,
-      attrs.pad,
-      attrs.dimRoundingMode,
-    );
+    return conv2dInputGrad(attrs.inputShape as [number, number, number, number], dy, filter, attrs);
   },
 );
