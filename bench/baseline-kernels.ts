@@ -36,8 +36,8 @@ function inputGradBaseline(
     if (kh === 1 && kw === 1 && top === 0 && left === 0) {
       const [b, oh, ow, co] = dy.shape;
       const ci = filter.shape[2];
-      const g = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
-      const d = dilate(tf.reshape(g, [b, oh, ow, ci]), sh, sw);
+      const prod = tf.matMul(tf.reshape(dy, [b * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
+      const d = dilate(tf.reshape(prod, [b, oh, ow, ci]), sh, sw);
       return padOrCrop(d, 0, h - d.shape[1], 0, w - d.shape[2]);
     }
     const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
@@ -65,8 +65,13 @@ function filterGradBaseline(
         (ow - 1) * sw + 1 - left - x.shape[2],
       );
       const xs = sh === 1 && sw === 1 ? xp : tf.stridedSlice(xp, [0, 0, 0, 0], xp.shape, [1, sh, sw, 1]);
-      const g = tf.matMul(tf.reshape(xs, [b * oh * ow, ci]), tf.reshape(dy, [b * oh * ow, co]), true, false);
-      return tf.reshape(g, filterShape);
+      const prod = tf.matMul(
+        tf.reshape(xs, [b * oh * ow, ci]),
+        tf.reshape(dy, [b * oh * ow, co]),
+        true,
+        false,
+      );
+      return tf.reshape(prod, filterShape);
     }
     return filterGradByConv(x, dy, filterShape, [sh, sw], top, left);
   });
