@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { Box, Cell } from './geometry';
 import { PrototypeSource, Sha256Hex } from './manifest';
+import { Novelty } from './novelty';
 
 export const ClassScore = z.object({
   classIndex: z.number().int().min(0),
@@ -54,6 +55,8 @@ export const Explanation = z.object({
   topK: z.array(ClassScore).min(1),
   /** Empty when only a prediction was asked for. */
   classes: z.array(ClassEvidence),
+  /** How unlike the training images the input is; absent when the model has no novelty calibration. */
+  novelty: Novelty.optional(),
 });
 export type Explanation = z.infer<typeof Explanation>;
 

@@ -8,5 +8,6 @@ export * from './hmac';
 export * from './ids';
 export * from './invocations';
 export * from './manifest';
+export * from './novelty';
 export * from './request';
 export * from './wire';

@@ -1,6 +1,7 @@
 // The model manifest: everything a client or the edge needs to know about a trained model.
 import { z } from 'zod';
 import { Box, Cell } from './geometry';
+import { NoveltyCalibration } from './novelty';
 
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (SHA-256)');
 
@@ -81,5 +82,7 @@ export const ModelManifest = z.object({
     })
     .optional(),
   files: z.array(FileChecksum),
+  /** How near training images come to the prototypes; absent in models trained before it existed. */
+  novelty: NoveltyCalibration.optional(),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

@@ -18,6 +18,7 @@ import type { ProtoPoolModel } from '../../gpu-backend/src/model/protopool';
 import { TrainConfig } from '../../gpu-backend/src/train/config';
 import { train } from '../../gpu-backend/src/train/trainer';
 import { TINY_CONFIG } from '../helpers/backend-process';
+import { seededTensor } from '../helpers/seeded-tensor';
 
 describe('boxes from activation maps', () => {
   it('bicubic upsampling reproduces OpenCV INTER_CUBIC on a hand-computed row', () => {
@@ -187,6 +188,61 @@ describe('local explanations of a trained model', () => {
     expect(slot.source).toEqual(src);
     // The source box is the explanation's own box on that image.
     expect(slot.box).toEqual(src.box);
+  });
+
+  /** max over used prototypes and cells of log((d + 1)/(d + ε)), in JS doubles from the latents read back. */
+  function bestSimilarityByHand(x: tf.Tensor4D): number[] {
+    const z = tf.tidy(() => model.latents(x));
+    const zs = z.dataSync();
+    const [b, h, w, d] = z.shape;
+    z.dispose();
+    const ps = model.head.prototypes.dataSync();
+    const used = manifest.prototypes.map((p) => p.id);
+    return Array.from({ length: b }, (_, i) => {
+      let best = Number.NEGATIVE_INFINITY;
+      for (let cell = 0; cell < h * w; cell++) {
+        for (const p of used) {
+          let dist = 0;
+          for (let k = 0; k < d; k++) dist += (zs[(i * h * w + cell) * d + k]! - ps[p * d + k]!) ** 2;
+          best = Math.max(best, Math.log((dist + 1) / (dist + model.config.eps)));
+        }
+      }
+      return best;
+    });
+  }
+
+  it('carries its novelty calibration: the 5th percentile of the training images’ best similarity', async () => {
+    const n = TINY_CONFIG.limits.train;
+    const batch = await dataset.train.load(Array.from({ length: n }, (_, i) => i));
+    const x = tf.tensor4d(batch.x, batch.shape);
+    const byHand = bestSimilarityByHand(x).sort((a, b) => a - b);
+    x.dispose();
+    const cal = manifest.novelty!;
+    expect(cal.images).toBe(n);
+    const at = (p: number) => {
+      const r = (p / 100) * (n - 1);
+      return byHand[Math.floor(r)]! + (r - Math.floor(r)) * (byHand[Math.ceil(r)]! - byHand[Math.floor(r)]!);
+    };
+    for (const p of [0, 5, 50, 100]) expect(cal.percentiles[p]).toBeCloseTo(at(p), 3);
+  });
+
+  it('answers with novelty: a prototype’s own training image is typical, seeded noise is flagged', async () => {
+    const p = manifest.prototypes.find((q) => q.source)!;
+    const source = await dataset.train.load([Number(p.source!.imageId.split('/')[1])]);
+    const x = tf.concat([
+      tf.tensor4d(source.x, source.shape),
+      seededTensor([1, 28, 28, 1], 9, -3, 3),
+    ]) as tf.Tensor4D;
+    const [own, noise] = await explainBatch(model, manifest, x, ['0'.repeat(64), '1'.repeat(64)], all);
+    const byHand = bestSimilarityByHand(x);
+    x.dispose();
+    expect(own!.novelty!.bestSimilarity).toBeCloseTo(byHand[0]!, 3);
+    expect(noise!.novelty!.bestSimilarity).toBeCloseTo(byHand[1]!, 3);
+    // Distance 0 to its own prototype: the best similarity there is, log(1e4), so no training image beats it.
+    expect(own!.novelty!.bestSimilarity).toBeCloseTo(Math.log(1e4), 2);
+    expect(own!.novelty).toMatchObject({ score: 0, flagged: false });
+    expect(noise!.novelty!.flagged).toBe(noise!.novelty!.bestSimilarity < manifest.novelty!.percentiles[5]!);
+    expect(noise!.novelty!.flagged).toBe(true);
   });
 
   it('is deterministic to the byte, and prediction-only when explain is false', async () => {

@@ -1,17 +1,19 @@
 // Local explanations: the prediction, top-k, and per slot of the explained classes its evidence
 // (prototype, assignment weight, focal similarity, weight, contribution, peak, box, map, source).
-import type {
-  ClassEvidence,
-  ClassifyOptions,
-  ClassScore,
-  Explanation,
-  ModelManifest,
-  SlotEvidence,
+import {
+  type ClassEvidence,
+  type ClassifyOptions,
+  type ClassScore,
+  type Explanation,
+  type ModelManifest,
+  noveltyOf,
+  type SlotEvidence,
 } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
 import type { ProtoPoolModel } from '../model/protopool';
 import { mapOf } from '../model/similarity';
 import { activationBox } from './boxes';
+import { bestSimilarity } from './novelty';
 
 interface Pulled {
   logits: number[][];
@@ -88,6 +90,7 @@ export async function explainBatch(
   const [gh, gw] = model.grid;
   const [ih, iw] = model.config.inputShape;
   const sources = new Map(manifest.prototypes.map((p) => [p.id, p.source]));
+  const used = manifest.prototypes.map((p) => p.id);
 
   return ids.map((id, b) => {
     const options = each[b]!;
@@ -119,6 +122,15 @@ export async function explainBatch(
       const own = slots.reduce((sum, e) => sum + e.contribution, 0);
       return { classIndex: c, label, logit, slots, residual: logit - own };
     });
-    return { id, modelVersion: manifest.version, prediction: top[0]!, topK: top, classes: evidence };
+    const novelty =
+      manifest.novelty && noveltyOf(bestSimilarity(pulled.maps, b, gh * gw, m, used), manifest.novelty);
+    return {
+      id,
+      modelVersion: manifest.version,
+      prediction: top[0]!,
+      topK: top,
+      classes: evidence,
+      ...(novelty ? { novelty } : {}),
+    };
   });
 }

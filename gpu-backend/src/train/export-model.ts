@@ -1,5 +1,6 @@
 // Exporting the trained model: final metrics, prototype pictures and manifest, written atomically to <out>/model.
 import { join } from 'node:path';
+import { calibrateOnSplit } from '../explain/novelty';
 import { sha256, writeDirAtomic } from '../io/files';
 import { serialiseModel } from '../io/model-files';
 import { evaluate } from './evaluate';
@@ -22,6 +23,8 @@ async function finalMetrics({ model, splits, inferenceBatch, events }: RunContex
 export async function exportModel(run: RunContext, projection: ProjectionResult): Promise<TrainResult> {
   const { model, dataset, state, config } = run;
   const { final, interpretability } = await finalMetrics(run);
+  const used = projection.prototypes.map((p) => p.id);
+  const novelty = await calibrateOnSplit(model, run.splits.train, used, run.inferenceBatch);
   const serialised = await serialiseModel(model);
   const pictures = await renderPrototypeImages(
     projection.prototypes,
@@ -61,6 +64,7 @@ export async function exportModel(run: RunContext, projection: ProjectionResult)
       config: config as unknown as Record<string, unknown>,
     },
     name: `protopool-${model.config.backbone}-${dataset.spec.split(/[:?]/)[0]}`,
+    novelty,
   });
   const modelDir = join(run.outDir, 'model');
   await writeDirAtomic(modelDir, {

@@ -17,6 +17,8 @@ export interface ManifestInput {
   metrics: Record<string, number>;
   training: NonNullable<ModelManifest['training']>;
   name: string;
+  /** The novelty calibration, once training is done (checkpoints have none). */
+  novelty?: ModelManifest['novelty'];
 }
 
 export function buildManifest(i: ManifestInput): ModelManifest {
@@ -47,5 +49,6 @@ export function buildManifest(i: ManifestInput): ModelManifest {
     metrics: i.metrics,
     training: i.training,
     files: [...i.serialised.checksums, ...(i.extraChecksums ?? [])],
+    ...(i.novelty ? { novelty: i.novelty } : {}),
   };
 }
