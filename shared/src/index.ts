@@ -10,4 +10,5 @@ export * from './invocations';
 export * from './manifest';
 export * from './novelty';
 export * from './request';
+export * from './tracing';
 export * from './wire';

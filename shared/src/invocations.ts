@@ -5,37 +5,56 @@
 //   the manifest      route=manifest
 //   prototype image   route=prototype-image&id=7
 //
+// each optionally followed by the request's trace (tracing.ts): &rid=<request id>&traceparent=<W3C value>,
 // and, when the backend has an HMAC secret, the signature is appended after the attributes it covers:
 //   <attributes>&pp-ts=<unix s>&pp-sig=v1=<hex>, signed (hmac.ts) as POST "/invocations?<attributes>".
 import { ProtocolError } from './errors';
 import { SIGNATURE_HEADER, signRequest, TIMESTAMP_HEADER, type VerifyResult, verifyRequest } from './hmac';
+import { RequestId, type RequestTrace, Traceparent } from './tracing';
 
 export const CUSTOM_ATTRIBUTES_HEADER = 'X-Amzn-SageMaker-Custom-Attributes';
 
-export type Invocation =
+export type Invocation = (
   | { route: 'classify'; query: Record<string, string> }
   | { route: 'manifest' }
-  | { route: 'prototype-image'; id: string };
+  | { route: 'prototype-image'; id: string }
+) &
+  RequestTrace;
 
 /** The attributes asking for `invocation` (unsigned). */
 export function invocationAttributes(invocation: Invocation): string {
+  const trace = new URLSearchParams();
+  if (invocation.requestId !== undefined) trace.set('rid', invocation.requestId);
+  if (invocation.traceparent !== undefined) trace.set('traceparent', invocation.traceparent);
+  const suffix = trace.toString() ? `&${trace}` : '';
   switch (invocation.route) {
-    case 'classify':
-      return new URLSearchParams(invocation.query).toString();
+    case 'classify': {
+      const query = new URLSearchParams(invocation.query).toString();
+      return query ? query + suffix : suffix.slice(1);
+    }
     case 'manifest':
-      return 'route=manifest';
+      return `route=manifest${suffix}`;
     case 'prototype-image':
-      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}`;
+      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}${suffix}`;
   }
 }
 
 /** What the attributes ask for (a signature in them is ignored here: `verifyAttributes` checks it). */
 export function readInvocation(attributes: string | null | undefined): Invocation {
   const params = new URLSearchParams(splitSignature(attributes ?? '')?.signed ?? attributes ?? '');
+  // The trace is a label, never a reason to refuse: a malformed one is dropped.
+  const requestId = RequestId.safeParse(params.get('rid')).data;
+  const traceparent = Traceparent.safeParse(params.get('traceparent')).data;
+  params.delete('rid');
+  params.delete('traceparent');
+  const trace = {
+    ...(requestId === undefined ? {} : { requestId }),
+    ...(traceparent === undefined ? {} : { traceparent }),
+  };
   const route = params.get('route');
-  if (route === null) return { route: 'classify', query: Object.fromEntries(params) };
-  if (route === 'manifest') return { route };
-  if (route === 'prototype-image') return { route, id: params.get('id') ?? '' };
+  if (route === null) return { route: 'classify', query: Object.fromEntries(params), ...trace };
+  if (route === 'manifest') return { route, ...trace };
+  if (route === 'prototype-image') return { route, id: params.get('id') ?? '', ...trace };
   throw new ProtocolError('bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
 }
 

@@ -3,6 +3,7 @@ interface SubtleKey {
   readonly type: string;
 }
 declare const crypto: {
+  randomUUID(): string;
   subtle: {
     digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
     importKey(
@@ -33,6 +34,8 @@ declare class Response {
 declare class URLSearchParams {
   constructor(init?: string | Record<string, string>);
   get(name: string): string | null;
+  set(name: string, value: string): void;
+  delete(name: string): void;
   entries(): IterableIterator<[string, string]>;
   [Symbol.iterator](): IterableIterator<[string, string]>;
   toString(): string;

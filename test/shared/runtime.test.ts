@@ -25,6 +25,18 @@ describe(`the Web platform under ${agent}`, () => {
       explain: '0',
       x: '+',
     });
+    const q = new URLSearchParams('a=1&rid=x&b=2');
+    q.delete('rid');
+    q.set('a', '3');
+    q.set('c', 'd e');
+    expect(q.toString()).toBe('a=3&b=2&c=d+e');
+  });
+
+  it('makes random version-4 UUIDs (crypto.randomUUID, RFC 9562)', () => {
+    const ids = Array.from({ length: 8 }, () => crypto.randomUUID());
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(8);
   });
 
   it('parses a multipart body (Response.formData), the file with its type', async () => {

@@ -21,7 +21,9 @@ import {
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { QueueFullError } from './batcher';
+import { BackendMetrics } from './metrics';
 import type { ModelService } from './model-service';
+import { type RequestVars, requestLog } from './request-log';
 
 export interface AppOptions {
   /** The loaded model, or undefined while it loads (/ping answers 503). */
@@ -33,9 +35,11 @@ export interface AppOptions {
   /** Seconds a client should wait before retrying when the queue is full. */
   retryAfterSeconds: number;
   log: (event: Record<string, unknown>) => void;
+  /** GET /metrics (Prometheus text, unsigned like /ping); false answers it 404. Default true. */
+  metrics?: boolean;
 }
 
-type Env = { Variables: { body: Uint8Array } };
+type Env = { Variables: { body: Uint8Array } & RequestVars };
 
 function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
   return c.json(apiError(code, message, details), HTTP_STATUS[code] as 400);
@@ -43,6 +47,14 @@ function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
 
 export function createApp(o: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
+  const metrics = o.metrics === false ? undefined : new BackendMetrics(o.service, o.engine);
+  app.use('*', requestLog({ service: o.service, metrics, log: o.log }));
+
+  // Unsigned, as /ping: registered before the HMAC check, and a scraper holds no secret.
+  app.get('/metrics', async (c) => {
+    if (!metrics) return fail(c, 'not_found', 'metrics are turned off on this backend');
+    return c.body(await metrics.render(), 200, { 'content-type': metrics.registry.contentType });
+  });
 
   app.get('/ping', (c) => {
     const s = o.service();
@@ -55,7 +67,7 @@ export function createApp(o: AppOptions): Hono<Env> {
     return c.json(body, s ? 200 : 503);
   });
 
-  // Everything but /ping: size limit, then the HMAC check on the exact bytes received.
+  // Everything but /ping and /metrics: size limit, then the HMAC check on the exact bytes received.
   app.use(
     '*',
     bodyLimit({
@@ -82,7 +94,7 @@ export function createApp(o: AppOptions): Hono<Env> {
             { method: c.req.method, path: url.pathname + url.search, body },
           );
       if (!verdict.ok) {
-        o.log({ event: 'auth_refused', path: url.pathname, reason: verdict.reason });
+        o.log({ event: 'auth_refused', id: c.get('requestId'), path: url.pathname, reason: verdict.reason });
         return fail(c, 'unauthorized', `request refused: ${verdict.reason}`);
       }
     }
@@ -107,7 +119,7 @@ export function createApp(o: AppOptions): Hono<Env> {
       input: s.manifest.input,
       decodeImage: (bytes) => s.imageInput(bytes),
     });
-    const explanation = await s.classify(tensor, resolveOptions(options, query));
+    const explanation = await s.classify(tensor, resolveOptions(options, query), (t) => c.set('timing', t));
     // Nothing leaves unchecked: a response that breaks the contract is our bug, reported as a 500.
     return c.json(Explanation.parse(explanation));
   };
@@ -150,7 +162,7 @@ export function createApp(o: AppOptions): Hono<Env> {
       c.header('Retry-After', String(o.retryAfterSeconds));
       return fail(c, 'overloaded', err.message);
     }
-    o.log({ event: 'error', path: new URL(c.req.url).pathname, error: err.message });
+    o.log({ event: 'error', id: c.get('requestId'), path: new URL(c.req.url).pathname, error: err.message });
     return fail(c, 'internal', 'internal error');
   });
 

@@ -16,7 +16,27 @@ export interface BatcherOptions {
   maxQueue: number;
 }
 
-type Pending<I, O> = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
+/** How one batch went (metrics and request logs): its size, each item's wait in the queue, the run's time. */
+export interface BatchRun {
+  size: number;
+  queueMs: number[];
+  runMs: number;
+}
+
+/** One request's share of its batch, for its log line. */
+export interface BatchTiming {
+  queueMs: number;
+  runMs: number;
+  batchSize: number;
+}
+
+type Pending<I, O> = {
+  item: I;
+  resolve: (o: O) => void;
+  reject: (e: unknown) => void;
+  queuedAt: number;
+  timed: ((t: BatchTiming) => void) | undefined;
+};
 
 export class MicroBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
@@ -26,6 +46,8 @@ export class MicroBatcher<I, O> {
   /** Batches and items run so far: their ratio is the mean batch size (counters, so memory stays flat). */
   batches = 0;
   items = 0;
+  /** Told of every batch once it has run (the app's metrics). */
+  onBatch: ((run: BatchRun) => void) | undefined;
 
   constructor(
     /** Runs a batch; returns one result or Error per item, in order. */
@@ -37,14 +59,15 @@ export class MicroBatcher<I, O> {
     return this.queue.length + this.running;
   }
 
-  submit(item: I): Promise<O> {
+  /** `timed` hears, before the result arrives, how long the item waited and ran and with how many others. */
+  submit(item: I, timed?: (t: BatchTiming) => void): Promise<O> {
     if (this.depth >= this.options.maxQueue) {
       return Promise.reject(
         new QueueFullError(`server busy: ${this.depth} requests queued (limit ${this.options.maxQueue})`),
       );
     }
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, resolve, reject, queuedAt: performance.now(), timed });
       this.schedule();
     });
   }
@@ -83,6 +106,7 @@ export class MicroBatcher<I, O> {
   }
 
   private async execute(batch: Pending<I, O>[]): Promise<void> {
+    const started = performance.now();
     let results: (O | Error)[];
     try {
       results = await this.run(batch.map((p) => p.item));
@@ -98,7 +122,11 @@ export class MicroBatcher<I, O> {
         }
       }
     }
+    const runMs = performance.now() - started;
+    const queueMs = batch.map((p) => started - p.queuedAt);
+    this.onBatch?.({ size: batch.length, queueMs, runMs });
     batch.forEach((p, i) => {
+      p.timed?.({ queueMs: queueMs[i]!, runMs, batchSize: batch.length });
       const r = results[i];
       if (r instanceof Error) p.reject(r);
       else if (r === undefined) p.reject(new Error('batch returned fewer results than inputs'));

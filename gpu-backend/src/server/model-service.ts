@@ -18,7 +18,7 @@ import { globalExplanation } from '../explain/global';
 import { explainBatch, type HeadState, headState } from '../explain/local';
 import { loadModelDir } from '../io/model-files';
 import type { ProtoPoolModel } from '../model/protopool';
-import { type BatcherOptions, MicroBatcher } from './batcher';
+import { type BatcherOptions, type BatchTiming, MicroBatcher } from './batcher';
 
 interface Job {
   data: Float32Array;
@@ -70,10 +70,15 @@ export class ModelService {
     return imageToInput(bytes, this.manifest.input);
   }
 
-  async classify(t: WireTensor, options: ClassifyOptions): Promise<Explanation> {
+  /** `timed` hears the request's queue wait, run time and batch size (its log line). */
+  async classify(
+    t: WireTensor,
+    options: ClassifyOptions,
+    timed?: (t: BatchTiming) => void,
+  ): Promise<Explanation> {
     const input = asModelInput(t, this.manifest.input);
     const id = await explanationId(this.manifest.version, input);
-    return this.batcher.submit({ data: input.data as Float32Array, id, options });
+    return this.batcher.submit({ data: input.data as Float32Array, id, options }, timed);
   }
 
   private async runBatch(jobs: Job[]): Promise<Explanation[]> {
