@@ -293,7 +293,10 @@ export function program(): Command {
     .description(
       'serve a model over HTTP (SageMaker container contract: GET /ping, POST /invocations; and /v1)',
     )
-    .option('--model <dir>', 'model directory (default: $SM_MODEL_DIR or /opt/ml/model)')
+    .option(
+      '--model <dir>',
+      'model directory (default: $SM_MODEL_DIR or /opt/ml/model); SIGHUP reloads it, e.g. after repointing a symlink',
+    )
     .option('--port <n>', 'port', nonNegativeInt, Number(process.env.SAGEMAKER_BIND_TO_PORT ?? 8080))
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
     .option('--insecure', 'accept unsigned requests (local experiments only; needs no PROTOPOOL_HMAC_SECRET)')
@@ -308,11 +311,14 @@ export function program(): Command {
           'PROTOPOOL_HMAC_SECRET is not set: refusing to serve unsigned requests (add --insecure for local experiments)',
         );
       }
-      const dir = await modelDir(o.model ?? process.env.SM_MODEL_DIR ?? '/opt/ml/model');
+      const given: string = o.model ?? process.env.SM_MODEL_DIR ?? '/opt/ml/model';
+      const dir = await modelDir(given);
       const log = (e: Record<string, unknown>) =>
         process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
       const server = await startServer({
         modelDir: dir,
+        // Re-resolved at each reload: the operator repoints --model (a symlink), then sends SIGHUP.
+        locateModel: () => modelDir(given),
         port: o.port,
         host: o.host,
         secret: o.insecure ? undefined : secret,
@@ -325,15 +331,23 @@ export function program(): Command {
         maxBodyBytes: Math.max(1024, o.maxBodyBytes),
         log,
       });
+      // Installed before the model is in (a SIGHUP's default is to end the process); one during startup waits.
+      const onHangup = () => {
+        log({ event: 'reload_requested', signal: 'SIGHUP' });
+        void server.reload();
+      };
+      process.on('SIGHUP', onHangup);
       try {
         await server.ready;
       } catch (err) {
+        process.off('SIGHUP', onHangup);
         await server.close();
         throw new Error(`cannot load the model in ${dir}: ${(err as Error).message}`);
       }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
           log({ event: 'draining', signal: sig });
+          process.off('SIGHUP', onHangup);
           void server.close().then(() => {
             log({ event: 'stopped' });
             resolve();
