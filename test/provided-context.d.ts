@@ -5,6 +5,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     backendUrl: string;
     sagemakerUrl: string;
+    /** GET: the edge suite's backend process's log lines so far (JSON array of strings). */
+    backendLogsUrl: string;
     /** Per image kind: the encoded image and the backend's preprocessed tensor, both base64. */
     preprocessing: Record<string, { image: string; tensor: string }>;
   }

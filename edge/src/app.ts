@@ -16,6 +16,7 @@ import { fail } from './errors';
 import { decodeToInput } from './image';
 import { type AppEnv, type BackendFactory, isolateContext, manifestOf, requireApiKey } from './isolate';
 import { docsPage, openApiDocument } from './openapi';
+import { tracing } from './tracing';
 import { BackendError } from './transport/backend';
 import { view } from './views';
 
@@ -26,6 +27,7 @@ export interface EdgeDeps {
 
 export function createApp(deps: EdgeDeps = {}) {
   const app = new Hono<AppEnv>();
+  app.use('*', tracing);
   app.use('*', isolateContext(deps.backend));
 
   app.use('/v1/classify', requireApiKey);
@@ -55,10 +57,12 @@ export function createApp(deps: EdgeDeps = {}) {
         staleManifest: () => c.get('isolate').manifests.invalidate(),
         background: (p) => c.executionCtx.waitUntil(p),
         ttlSeconds: cfg.CACHE_TTL_SECONDS,
+        trace: c.get('trace'),
       },
       body.tensor,
       resolveOptions(body.options, query),
     );
+    c.set('outcome', { cache: result.cache, layer: result.layer, backendMs: result.timings.backend });
     c.header('X-Cache', result.cache);
     if (result.layer) c.header('X-Cache-Layer', result.layer);
     // Server-Timing: where a request's time went.
@@ -73,6 +77,10 @@ export function createApp(deps: EdgeDeps = {}) {
       return fail(c, 'bad_request', 'explanation ids are 64 lowercase hex digits (SHA-256)');
     const options = resolveOptions({}, parseClassifyQuery(c.req.query()));
     const hit = await c.get('cache').get(id);
+    c.set(
+      'outcome',
+      hit ? { cache: 'HIT', layer: c.get('cache').lastHitLayer } : { cache: 'MISS', layer: null },
+    );
     if (!hit)
       return fail(
         c,
@@ -96,7 +104,7 @@ export function createApp(deps: EdgeDeps = {}) {
     if (!manifest.prototypes.some((p) => p.id === Number(id))) {
       return fail(c, 'not_found', `no prototype ${id} in model ${manifest.version.slice(0, 12)}`);
     }
-    const png = await c.get('backend').prototypeImage(Number(id));
+    const png = await c.get('backend').prototypeImage(Number(id), c.get('trace'));
     if (!png) return fail(c, 'not_found', `the backend has no image for prototype ${id}`);
     // Versioned URLs (?v=<model version>) never change; others may after a model update.
     const immutable = c.req.query('v') === manifest.version;

@@ -5,6 +5,7 @@ import {
   type Explanation,
   explanationId,
   type ModelManifest,
+  type RequestTrace,
   type WireTensor,
 } from '@protopool/shared';
 import type { LayeredCache } from './cache/layered';
@@ -20,6 +21,8 @@ export interface ClassifyDeps {
   /** Where the cache write runs (ctx.waitUntil): the response never waits for it. */
   background(p: Promise<unknown>): void;
   ttlSeconds: number;
+  /** Forwarded with the backend call, so the backend logs it under the edge's request id. */
+  trace?: RequestTrace;
 }
 
 export interface Classified {
@@ -38,7 +41,7 @@ export async function classifyThroughCache(
 ): Promise<Classified> {
   if (needsBypass(options)) {
     const started = Date.now();
-    const explanation = await d.backend.explain(tensor, options);
+    const explanation = await d.backend.explain(tensor, options, d.trace);
     return { explanation, cache: 'BYPASS', layer: null, timings: { backend: Date.now() - started } };
   }
   const id = await explanationId(d.manifest.version, tensor);
@@ -48,7 +51,7 @@ export async function classifyThroughCache(
   if (hit)
     return { explanation: view(hit, options), cache: 'HIT', layer: d.cache.lastHitLayer, timings: { cache } };
   const backendStart = Date.now();
-  const fresh = await d.backend.explain(tensor, CANONICAL);
+  const fresh = await d.backend.explain(tensor, CANONICAL, d.trace);
   const backend = Date.now() - backendStart;
   // Never store under the old version's id: the backend changed model since the manifest was read.
   if (fresh.modelVersion !== d.manifest.version) d.staleManifest();

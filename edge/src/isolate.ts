@@ -10,6 +10,7 @@ import { CacheStats } from './cache/stats';
 import { type EdgeConfig, type Env, loadConfig } from './env';
 import { fail } from './errors';
 import { ManifestCache } from './manifest-cache';
+import type { Outcome, Trace } from './tracing';
 import type { Backend } from './transport/backend';
 import { HttpBackend } from './transport/http';
 import { SageMakerBackend } from './transport/sagemaker';
@@ -23,7 +24,15 @@ export interface Isolate {
   cacheStats: CacheStats;
 }
 
-type Vars = { isolate: Isolate; config: EdgeConfig; backend: Backend; cache: LayeredCache; keyHash: string };
+type Vars = {
+  isolate: Isolate;
+  config: EdgeConfig;
+  backend: Backend;
+  cache: LayeredCache;
+  keyHash: string;
+  trace: Trace;
+  outcome: Outcome | undefined;
+};
 export type AppEnv = { Bindings: Env; Variables: Vars };
 export type AppContext = Context<AppEnv>;
 
@@ -102,7 +111,7 @@ export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
 export async function manifestOf(c: AppContext) {
   const { manifests } = c.get('isolate');
   try {
-    return await manifests.get(c.get('backend'));
+    return await manifests.get(c.get('backend'), c.get('trace'));
   } catch (err) {
     if (manifests.last) return manifests.last;
     throw err;

@@ -1,5 +1,5 @@
 // The model manifest, fetched from the backend and kept per isolate for a short TTL.
-import type { ModelManifest } from '@protopool/shared';
+import type { ModelManifest, RequestTrace } from '@protopool/shared';
 import type { Backend } from './transport/backend';
 
 export class ManifestCache {
@@ -12,11 +12,12 @@ export class ManifestCache {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async get(backend: Backend): Promise<ModelManifest> {
+  /** `trace`: the request whose miss fetches (concurrent requests share one fetch, under the first's id). */
+  async get(backend: Backend, trace?: RequestTrace): Promise<ModelManifest> {
     if (this.value && this.now() - this.fetchedAt < this.ttlMs) return this.value;
     // Concurrent requests share one fetch.
     this.inFlight ??= backend
-      .manifest()
+      .manifest(trace)
       .then((m) => {
         this.value = m;
         this.fetchedAt = this.now();

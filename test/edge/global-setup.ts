@@ -11,6 +11,7 @@ import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/ba
 export const EDGE_TEST_SECRET = 'edge-suite-secret';
 let backend: BackendProcess | undefined;
 let sagemaker: Server | undefined;
+let logs: Server | undefined;
 
 async function body(req: IncomingMessage): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
@@ -74,6 +75,18 @@ function sageMakerStandIn(target: string, endpoint: string): Promise<{ server: S
   );
 }
 
+/** The backend process's log lines so far, as a JSON array, for the tracing suite to read from workerd. */
+function logsServer(b: BackendProcess): Promise<{ server: Server; url: string }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(b.logs));
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }),
+    ),
+  );
+}
+
 /**
  * Images of every kind the edge accepts, with the input tensor the backend's own preprocessing makes of
  * them (Node, its codecs initialised the Node way): the workerd suite checks it gets the same bytes.
@@ -123,8 +136,12 @@ export default async function setup(project: TestProject) {
   sagemaker = sm.server;
   project.provide('backendUrl', backend.url);
   project.provide('sagemakerUrl', sm.url);
+  const l = await logsServer(backend);
+  logs = l.server;
+  project.provide('backendLogsUrl', l.url);
   return async () => {
     await backend?.stop();
     await new Promise<void>((resolve) => (sagemaker ? sagemaker.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => (logs ? logs.close(() => resolve()) : resolve()));
   };
 }

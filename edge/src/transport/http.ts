@@ -1,5 +1,6 @@
 // HTTP transport: fetch to BACKEND_URL, HMAC-signed as the backend expects, with a timeout and one retry
 // when the connection itself fails (never after the backend answered: a retry could double the work).
+// The request id rides in the signed path's query (rid=), the traceparent in its standard header.
 import {
   ApiError,
   type ClassifyOptions,
@@ -7,8 +8,10 @@ import {
   encodeFrame,
   ModelManifest,
   optionsQuery,
+  type RequestTrace,
   signRequest,
   TENSOR_MEDIA_TYPE,
+  TRACEPARENT_HEADER,
   type WireTensor,
 } from '@protopool/shared';
 import { type Backend, BackendError } from './backend';
@@ -28,9 +31,20 @@ export class HttpBackend implements Backend {
     this.fetcher = o.fetch ?? ((input, init) => fetch(input, init));
   }
 
-  private async request(method: string, path: string, body?: Uint8Array, type?: string): Promise<Response> {
+  private async request(
+    method: string,
+    route: string,
+    query: Record<string, string>,
+    trace: RequestTrace | undefined,
+    body?: Uint8Array,
+    type?: string,
+  ): Promise<Response> {
+    const params = new URLSearchParams(query);
+    if (trace?.requestId) params.set('rid', trace.requestId);
+    const path = params.toString() ? `${route}?${params}` : route;
     const bytes = body ?? new Uint8Array();
     const headers: Record<string, string> = type ? { 'content-type': type } : {};
+    if (trace?.traceparent) headers[TRACEPARENT_HEADER] = trace.traceparent;
     if (this.o.secret)
       Object.assign(headers, await signRequest(this.o.secret, { method, path, body: bytes }));
     const url = this.o.baseUrl.replace(/\/$/, '') + path;
@@ -68,10 +82,12 @@ export class HttpBackend implements Backend {
     return new BackendError('backend_unavailable', `backend answered ${res.status}`);
   }
 
-  async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
+  async explain(tensor: WireTensor, options: ClassifyOptions, trace?: RequestTrace): Promise<Explanation> {
     const res = await this.request(
       'POST',
-      `/invocations?${new URLSearchParams(optionsQuery(options))}`,
+      '/invocations',
+      optionsQuery(options),
+      trace,
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
     );
@@ -81,16 +97,16 @@ export class HttpBackend implements Backend {
     return parsed.data;
   }
 
-  async manifest(): Promise<ModelManifest> {
-    const res = await this.request('GET', '/v1/model');
+  async manifest(trace?: RequestTrace): Promise<ModelManifest> {
+    const res = await this.request('GET', '/v1/model', {}, trace);
     if (!res.ok) throw await this.failure(res);
     const parsed = ModelManifest.safeParse(await res.json());
     if (!parsed.success) throw new BackendError('backend_unavailable', 'backend sent an invalid manifest');
     return parsed.data;
   }
 
-  async prototypeImage(id: number): Promise<Uint8Array | null> {
-    const res = await this.request('GET', `/v1/prototypes/${id}/image`);
+  async prototypeImage(id: number, trace?: RequestTrace): Promise<Uint8Array | null> {
+    const res = await this.request('GET', `/v1/prototypes/${id}/image`, {}, trace);
     if (res.status === 404) return null;
     if (!res.ok) throw await this.failure(res);
     return new Uint8Array(await res.arrayBuffer());

@@ -1,7 +1,8 @@
 // SageMaker transport: InvokeEndpoint over HTTPS, SigV4-signed with aws4fetch (~3 KiB gzip, versus ~56 KiB
 // for @aws-sdk/client-sagemaker-runtime; both sign correctly inside workerd — see NOTES.md).
 // SageMaker forwards only /invocations, so the manifest and prototype images travel as routes named in
-// the CustomAttributes header, which the backend reads (route=manifest, route=prototype-image&id=N).
+// the CustomAttributes header, which the backend reads (route=manifest, route=prototype-image&id=N); so does
+// the request's trace (rid=, traceparent=), inside the attributes the HMAC covers.
 import {
   ApiError,
   type ClassifyOptions,
@@ -12,6 +13,7 @@ import {
   invocationAttributes,
   ModelManifest,
   optionsQuery,
+  type RequestTrace,
   signAttributes,
   TENSOR_MEDIA_TYPE,
   type WireTensor,
@@ -118,9 +120,9 @@ export class SageMakerBackend implements Backend {
     return parsed.data;
   }
 
-  async explain(tensor: WireTensor, options: ClassifyOptions): Promise<Explanation> {
+  async explain(tensor: WireTensor, options: ClassifyOptions, trace?: RequestTrace): Promise<Explanation> {
     const res = await this.invoke(
-      { route: 'classify', query: optionsQuery(options) },
+      { route: 'classify', query: optionsQuery(options), ...trace },
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
       'application/json',
@@ -128,9 +130,9 @@ export class SageMakerBackend implements Backend {
     return this.answer(res, Explanation, 'explanation');
   }
 
-  async manifest(): Promise<ModelManifest> {
+  async manifest(trace?: RequestTrace): Promise<ModelManifest> {
     const res = await this.invoke(
-      { route: 'manifest' },
+      { route: 'manifest', ...trace },
       new Uint8Array(),
       'application/json',
       'application/json',
@@ -138,9 +140,9 @@ export class SageMakerBackend implements Backend {
     return this.answer(res, ModelManifest, 'manifest');
   }
 
-  async prototypeImage(id: number): Promise<Uint8Array | null> {
+  async prototypeImage(id: number, trace?: RequestTrace): Promise<Uint8Array | null> {
     const res = await this.invoke(
-      { route: 'prototype-image', id: String(id) },
+      { route: 'prototype-image', id: String(id), ...trace },
       new Uint8Array(),
       'application/json',
       'image/png',
