@@ -127,7 +127,9 @@ beforeAll(async () => {
   dirB = await trainTinyModel(join(work, 'b'), 6);
   link = join(work, 'current');
   await symlink(dirA, link);
-  backend = await startBackend(['--model', link, '--max-batch', '2', '--max-wait-ms', '20'], { PROTOPOOL_HMAC_SECRET: SECRET });
+  backend = await startBackend(['--model', link, '--max-batch', '2', '--max-wait-ms', '20'], {
+    PROTOPOOL_HMAC_SECRET: SECRET,
+  });
   versionA = await servedVersion();
   versionB = ModelManifest.parse(JSON.parse(await readFile(join(dirB, 'manifest.json'), 'utf8'))).version;
 });
