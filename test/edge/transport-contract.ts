@@ -1,6 +1,6 @@
 // The contract every Backend transport passes, run against the real backend process.
 import { ClassifyOptions, Explanation, ModelManifest, tensor } from '@protopool/shared';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { type Backend, BackendError } from '../../edge/src/transport/backend';
 
 export const input = (seed: number) =>
@@ -69,6 +69,31 @@ export function transportContract(
         .catch((e) => e);
       expect(err).toBeInstanceOf(BackendError);
       expect(err.code).toBe('backend_timeout');
+    });
+
+    it('forwards each call’s request id and traceparent, which the backend logs', async () => {
+      const backend = make();
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const id = (what: string) => `contract.${name.replace(/\W+/g, '-')}.${what}`;
+      const m = await backend.manifest({ requestId: id('manifest'), traceparent });
+      await backend.explain(input(5), ClassifyOptions.parse({}), { requestId: id('explain'), traceparent });
+      await backend.prototypeImage(m.prototypes.find((p) => p.source)!.id, {
+        requestId: id('image'),
+        traceparent,
+      });
+      const logged = async (requestId: string) => {
+        for (let i = 0; i < 100; i++) {
+          const lines = (await (await fetch(inject('backendLogsUrl'))).json()) as string[];
+          const line = lines.find(
+            (l) => l.includes(`"id":"${requestId}"`) && l.includes('"event":"request"'),
+          );
+          if (line) return JSON.parse(line) as Record<string, unknown>;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return undefined;
+      };
+      for (const what of ['manifest', 'explain', 'image'])
+        expect(await logged(id(what)), what).toMatchObject({ status: 200, traceparent });
     });
 
     it('fetches PNG bytes of a known prototype and null for an unknown one', async () => {
