@@ -3,7 +3,7 @@
 // Sections cited: "Predict Protocol - Version 2" (kserve/kserve docs/predict-api/v2/required_api.md, the
 // KServe v2 / Triton HTTP/REST text) and "HTTP/REST" of the Open Inference Protocol
 // (kserve/open-inference-protocol specification/protocol/inference_rest.md).
-// The app is the backend's own (createApp) with the /v2 sub-app mounted, as serve.ts runs it, in process.
+// The app is the backend's own (createApp, which mounts the /v2 routes), in process.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,6 @@ import { Explanation, encodeFrame, explanationId, TENSOR_MEDIA_TYPE, tensor } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../gpu-backend/src/server/app';
 import { ModelService } from '../../gpu-backend/src/server/model-service';
-import { openInferenceRoutes } from '../../gpu-backend/src/server/open-inference';
 import { trainTinyModel } from '../helpers/backend-process';
 import { seededArray } from '../helpers/random';
 
@@ -20,9 +19,9 @@ let loaded = true;
 let version: string;
 const CLASSES = 10;
 
-/** The backend app with the /v2 routes, unsigned (auth is the process test's business). */
+/** The backend's app as serve.ts makes it (the /v2 routes mounted), unsigned: auth is the process test's. */
 function backendApp() {
-  const app = createApp({
+  return createApp({
     service: () => (loaded ? service : undefined),
     engine: 'wasm',
     secret: undefined,
@@ -30,8 +29,6 @@ function backendApp() {
     retryAfterSeconds: 1,
     log: () => {},
   });
-  app.route('/', openInferenceRoutes({ service: () => (loaded ? service : undefined), engine: 'wasm' }));
-  return app;
 }
 let app: ReturnType<typeof backendApp>;
 

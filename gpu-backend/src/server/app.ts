@@ -23,6 +23,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { QueueFullError } from './batcher';
 import { BackendMetrics } from './metrics';
 import type { ModelService } from './model-service';
+import { isOpenInferenceProbe, openInferenceRoutes } from './open-inference';
 import { type RequestVars, requestLog } from './request-log';
 
 export interface AppOptions {
@@ -67,7 +68,8 @@ export function createApp(o: AppOptions): Hono<Env> {
     return c.json(body, s ? 200 : 503);
   });
 
-  // Everything but /ping and /metrics: size limit, then the HMAC check on the exact bytes received.
+  // Everything but /ping and /metrics: size limit, then the HMAC check on the exact bytes received (not for
+  // the Open Inference Protocol's GET routes: health, readiness and metadata, which Kubernetes probes call).
   app.use(
     '*',
     bodyLimit({
@@ -78,7 +80,7 @@ export function createApp(o: AppOptions): Hono<Env> {
   app.use('*', async (c, next) => {
     const body = new Uint8Array(await c.req.arrayBuffer());
     c.set('body', body);
-    if (o.secret !== undefined) {
+    if (o.secret !== undefined && !isOpenInferenceProbe(c.req.method, c.req.path)) {
       const url = new URL(c.req.url);
       const timestamp = c.req.header(TIMESTAMP_HEADER);
       const signature = c.req.header(SIGNATURE_HEADER);
@@ -152,6 +154,16 @@ export function createApp(o: AppOptions): Hono<Env> {
     });
   };
   app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, c.req.param('id')));
+
+  app.route(
+    '/',
+    openInferenceRoutes({
+      service: o.service,
+      engine: o.engine,
+      retryAfterSeconds: o.retryAfterSeconds,
+      log: o.log,
+    }),
+  );
 
   app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 
