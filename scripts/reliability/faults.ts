@@ -1,4 +1,4 @@
-// `npm run faults [-- kill-backend slow-backend kill-train checkpoint]`: fault injection on loopback, each
+// `npm run faults [-- kill-backend slow-backend kill-train checkpoint model-switch]`: fault injection on loopback, each
 // scenario checked and reported; exits 1 if any check fails.
 //   kill-backend  SIGKILL the backend under load: new inputs get 503/504 within the edge timeout, cached
 //                 lookups keep answering 200; restart it and traffic recovers without restarting the edge.
@@ -9,16 +9,21 @@
 //                 run's bit for bit and evaluates.
 //   checkpoint    truncated / corrupted checkpoints and a bad LATEST are refused with a message naming the file;
 //                 the leftovers of an interrupted save are ignored and the last good checkpoint is used.
+//   model-switch  repoint the backend's --model symlink and SIGHUP it under load through the edge: every request
+//                 answers 200, /ping never fails, the edge serves the new version within MANIFEST_TTL_SECONDS,
+//                 nothing is cached under the old version's id with the new model's answer, the old model is
+//                 freed; a broken directory then keeps the new model serving.
 // FAULTS_SEED (default 7) seeds every random choice.
 import { spawn, spawnSync } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { explanationId } from '@protopool/shared';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { latestCheckpoint, loadCheckpoint } from '../../gpu-backend/src/train/checkpoint';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
-import { TINY_CONFIG } from '../../test/helpers/backend-process';
+import { TINY_CONFIG, trainTinyModel } from '../../test/helpers/backend-process';
 import {
   Checks,
   CLI,
@@ -46,6 +51,10 @@ interface Sample {
   status: number;
   ms: number;
   startedAt: number;
+  /** The answer's modelVersion (200s only). */
+  version?: string;
+  /** The inputFrame seed of a miss. */
+  seed?: number;
 }
 
 /** Keeps `concurrency` workers sending a mix of misses, hits and lookups to the edge for `ms`. */
@@ -65,7 +74,9 @@ async function load(
       const u = rand();
       const kind: Sample['kind'] = u < 0.34 ? 'miss' : u < 0.67 ? 'hit' : 'lookup';
       const t0 = Date.now();
+      const seed = kind === 'miss' ? fresh++ : undefined;
       let status = 0;
+      let version: string | undefined;
       try {
         const res =
           kind === 'lookup'
@@ -76,16 +87,17 @@ async function load(
                 method: 'POST',
                 headers: { ...auth, 'content-type': TENSOR_MEDIA_TYPE },
                 body:
-                  kind === 'miss'
-                    ? inputFrame(fresh++)
+                  seed !== undefined
+                    ? inputFrame(seed)
                     : warm.frames[Math.floor(rand() * warm.frames.length)],
               });
-        await res.arrayBuffer();
+        const text = await res.text();
         status = res.status;
+        if (status === 200) version = (JSON.parse(text) as { modelVersion?: string }).modelVersion;
       } catch {
         status = -1; // the connection to the edge itself failed
       }
-      samples.push({ kind, status, ms: Date.now() - t0, startedAt: t0 });
+      samples.push({ kind, status, ms: Date.now() - t0, startedAt: t0, version, seed });
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -496,11 +508,164 @@ async function checkpointFaults(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** The backend's JSON log lines of one event, in order (its stdout arrives in chunks: rejoined first). */
+function logged(p: Proc, event: string): Record<string, unknown>[] {
+  return p.logs
+    .join('')
+    .split('\n')
+    .filter((l) => l.includes(`"event":"${event}"`))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return []; // a line still being written
+      }
+    });
+}
+
+/** GET /ping every 20 ms until `stop` resolves; each status (0: no answer). */
+async function pingThroughout(url: string, stop: Promise<unknown>): Promise<number[]> {
+  let running = true;
+  void stop.finally(() => (running = false));
+  const statuses: number[] = [];
+  while (running) {
+    try {
+      const res = await fetch(`${url}/ping`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+    } catch {
+      statuses.push(0);
+    }
+    await sleep(20);
+  }
+  return statuses;
+}
+
+async function modelSwitch(): Promise<void> {
+  console.log(
+    "\n== model-switch: repoint the backend's --model symlink and SIGHUP it under load through the edge",
+  );
+  const TTL = 3;
+  const dir = await mkdtemp(join(tmpdir(), 'pp-faults-switch-'));
+  const dirA = await trainTinyModel(join(dir, 'a'), SEED);
+  const dirB = await trainTinyModel(join(dir, 'b'), SEED + 1);
+  const versionOf = async (d: string) =>
+    (JSON.parse(await readFile(join(d, 'manifest.json'), 'utf8')) as { version: string }).version;
+  const [vA, vB] = [await versionOf(dirA), await versionOf(dirB)];
+  const short = (v: string | undefined) => v?.slice(0, 8) ?? 'none';
+  const link = join(dir, 'current');
+  await symlink(dirA, link);
+  // Atomically, as an operator's `ln -s` + `mv -T` would.
+  const repoint = async (target: string) => {
+    await symlink(target, `${link}.next`);
+    await rename(`${link}.next`, link);
+  };
+  const { secret, apiKey } = newCredentials();
+  const backend = await startBackend({ port: await freePort(), secret, modelDir: link });
+  const edge = await startEdge({
+    port: await freePort(),
+    backendUrl: backend.url,
+    secret,
+    apiKey,
+    vars: { MANIFEST_TTL_SECONDS: String(TTL) },
+  });
+  const auth = { authorization: `Bearer ${apiKey}` };
+  try {
+    const warm = await warmUp(edge.url, apiKey);
+    const tensorsBefore = (await ping(backend.url))?.tensors;
+    const during = load(edge.url, apiKey, warm, 3000 + TTL * 1000);
+    const pings = pingThroughout(backend.url, during);
+    await sleep(1500);
+    await repoint(dirB);
+    backend.child.kill('SIGHUP');
+    console.log(`  symlink repointed ${short(vA)} → ${short(vB)}, SIGHUP sent`);
+    const samples = await during;
+    const statuses = await pings;
+    const t = summary(`load through the switch (${(3000 + TTL * 1000) / 1000} s)`, samples);
+
+    checks.check(
+      samples.every((s) => s.status === 200),
+      `model-switch: every request through the edge answered 200 (${t.get('miss 200') + t.get('hit 200') + t.get('lookup 200')}/${samples.length})`,
+    );
+    checks.check(
+      statuses.length > 0 && statuses.every((s) => s === 200),
+      `model-switch: the backend's /ping answered 200 throughout (${statuses.filter((s) => s === 200).length}/${statuses.length} polls)`,
+    );
+    const switched = logged(backend, 'model_switch');
+    const retired = logged(backend, 'model_retired');
+    checks.check(
+      switched.length === 1 &&
+        switched[0]!.from === vA &&
+        switched[0]!.to === vB &&
+        retired[0]?.version === vA,
+      `model-switch: the backend switched once, ${short(switched[0]?.from as string)} → ${short(switched[0]?.to as string)} in ${switched[0]?.ms} ms, and freed ${short(retired[0]?.version as string)}`,
+    );
+    const switchedAt = Date.parse(String(switched[0]?.time));
+    const classified = samples.filter((s) => s.kind !== 'lookup');
+    const late = classified.filter((s) => s.startedAt > switchedAt + TTL * 1000);
+    const early = classified.filter((s) => s.startedAt + s.ms < switchedAt);
+    checks.check(
+      late.length > 0 &&
+        late.every((s) => s.version === vB) &&
+        early.length > 0 &&
+        early.every((s) => s.version === vA),
+      `model-switch: the edge answered ${short(vA)} before the switch (${early.length}) and only ${short(vB)} from MANIFEST_TTL_SECONDS=${TTL} after it (${late.length})`,
+    );
+    // A miss the new model answered while the edge still held the old manifest: its old-version id must stay empty.
+    const stale: number[] = [];
+    let wrong = 0;
+    for (const s of samples)
+      if (s.kind === 'miss' && s.version === vB && s.seed !== undefined) {
+        const oldId = await explanationId(vA, inputFrame(s.seed));
+        const res = await fetch(`${edge.url}/v1/explanations/${oldId}`, { headers: auth });
+        const body = (await res.json()) as { modelVersion?: string };
+        if (res.status !== 404 && body.modelVersion !== vA) wrong++;
+        stale.push(res.status);
+      }
+    checks.check(
+      stale.length > 0 && wrong === 0,
+      `model-switch: none of the ${stale.length} inputs the new model answered is stored under its old-version id (${wrong} wrong)`,
+    );
+    const tensorsAfter = (await ping(backend.url))?.tensors;
+    checks.check(
+      tensorsBefore !== undefined && tensorsAfter === tensorsBefore,
+      `model-switch: the backend's tensor count is back to ${tensorsBefore} after the old model was freed (${tensorsAfter})`,
+    );
+
+    const broken = join(dir, 'broken');
+    await mkdir(broken);
+    await writeFile(
+      join(broken, 'manifest.json'),
+      (await readFile(join(dirA, 'manifest.json'))).subarray(0, 100),
+    );
+    const afterBroken = load(edge.url, apiKey, warm, 2500);
+    const pings2 = pingThroughout(backend.url, afterBroken);
+    await sleep(500);
+    await repoint(broken);
+    backend.child.kill('SIGHUP');
+    const samples2 = await afterBroken;
+    const statuses2 = await pings2;
+    summary('load through a SIGHUP to a broken directory (2.5 s)', samples2);
+    const failed = logged(backend, 'model_switch_failed');
+    checks.check(
+      failed.length === 1 &&
+        String(failed[0]!.error).includes(join(broken, 'manifest.json')) &&
+        samples2.every((s) => s.status === 200 && (s.kind === 'lookup' || s.version === vB)) &&
+        statuses2.every((s) => s === 200),
+      `model-switch: a broken directory is refused (${String(failed[0]?.error).replaceAll(dir, '<tmp>').slice(0, 80)}…) while ${short(vB)} keeps answering 200 (${samples2.length} requests, ${statuses2.length} pings)`,
+    );
+  } finally {
+    await Promise.all([edge.stop(), backend.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
   'kill-backend': killBackend,
   'slow-backend': slowBackend,
   'kill-train': killTrain,
   checkpoint: checkpointFaults,
+  'model-switch': modelSwitch,
 };
 
 async function main(): Promise<number> {
