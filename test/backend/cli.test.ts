@@ -138,6 +138,16 @@ describe('protopool CLI', () => {
     );
     const { model } = await loadModelDir(summary.modelDir);
     model.dispose();
+    // The run leaves its report beside the model: one chart point per epoch, the resumed ones once.
+    expect(summary.report).toBe(join(out, 'report.html'));
+    const page = await readFile(summary.report, 'utf8');
+    const series = JSON.parse(/const S = (\{.*\});/.exec(page)![1]!) as { labels: string[] };
+    expect(series.labels.map((l) => Number(l.split(' ')[0]))).toEqual([1, 2, 3, 4, 5]);
+    const again = run(['report', '--model', out, '--out', join(dir, 'again.html')]);
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout.trim())).toMatchObject({ path: join(dir, 'again.html') });
+    // The chart library is inlined (Chart.js's own banner), so the page opens offline.
+    expect(await readFile(join(dir, 'again.html'), 'utf8')).toContain('Chart.js v4.6.1');
     const evaluation = run([
       'evaluate',
       '--model',

@@ -11,6 +11,7 @@ import { ENGINE_CHOICES, engineSummary, initEngine } from '../engine';
 import { exists } from '../io/files';
 import { loadModelDir } from '../io/model-files';
 import { isResnet, RESNETS } from '../model/backbones';
+import { writeReport } from '../report/write-report';
 import { startServer } from '../server/serve';
 import { latestCheckpoint } from '../train/checkpoint';
 import { mergeConfig, normalisationOf, TrainConfig } from '../train/config';
@@ -229,12 +230,29 @@ export function program(): Command {
           ...result.final,
           skippedImages: skipped,
         };
-        process.stdout.write(`${JSON.stringify(summary)}\n`);
+        reporter.stop();
+        // The log is complete now (the reporter appends synchronously): the report reads it whole.
+        const report = await writeReport(result.modelDir);
+        if (!o.json) process.stderr.write(`report: ${report.path}\n`);
+        process.stdout.write(`${JSON.stringify({ ...summary, report: report.path })}\n`);
       } finally {
         reporter.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
+    });
+
+  cli
+    .command('report')
+    .description(
+      'one self-contained HTML page of a trained model: training curves, slot assignment, sharing graph, prototypes, metrics',
+    )
+    .requiredOption('--model <dir>', 'model directory (or a training --out directory)')
+    .option('--out <file>', 'where to write it (default: report.html beside the model directory)')
+    .action(async (o) => {
+      const dir = await modelDir(o.model);
+      const report = await writeReport(dir, o.out === undefined ? undefined : resolve(o.out));
+      process.stdout.write(`${JSON.stringify(report)}\n`);
     });
 
   cli

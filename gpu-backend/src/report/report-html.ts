@@ -124,6 +124,9 @@ function sharingGraph(d: ReportData): string {
   const classes = d.manifest.classes;
   const protos = d.global.prototypes.filter((p) => p.usedBy.length > 0);
   const row = 28;
+  // Room for the longest class name left of its node (about 7 px a character at 12 px).
+  const left = 20 + 7 * Math.max(...classes.map((c) => c.length));
+  const right = left + 240;
   const height = Math.max(classes.length, protos.length) * row + 20;
   const y = (i: number, n: number) => 10 + row / 2 + (i * (height - 20 - row)) / Math.max(1, n - 1);
   const cy = (i: number) => (classes.length === 1 ? height / 2 : y(i, classes.length));
@@ -131,18 +134,18 @@ function sharingGraph(d: ReportData): string {
   const edges = protos.flatMap((p, j) =>
     p.classes.map(
       (c) =>
-        `<line x1="190" y1="${cy(c).toFixed(1)}" x2="430" y2="${py(j).toFixed(1)}" stroke="${p.classes.length > 1 ? '#d62728' : '#999'}" stroke-width="${p.classes.length > 1 ? 2 : 1}"/>`,
+        `<line x1="${left}" y1="${cy(c).toFixed(1)}" x2="${right}" y2="${py(j).toFixed(1)}" stroke="${p.classes.length > 1 ? '#d62728' : '#999'}" stroke-width="${p.classes.length > 1 ? 2 : 1}"/>`,
     ),
   );
   const classLabels = classes.map(
     (label, i) =>
-      `<text x="180" y="${(cy(i) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(label)}</text><circle cx="190" cy="${cy(i).toFixed(1)}" r="4"/>`,
+      `<text x="${left - 10}" y="${(cy(i) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(label)}</text><circle cx="${left}" cy="${cy(i).toFixed(1)}" r="4"/>`,
   );
   const protoLabels = protos.map(
     (p, j) =>
-      `<circle cx="430" cy="${py(j).toFixed(1)}" r="4"/><text x="440" y="${(py(j) + 4).toFixed(1)}">#${p.id}${p.classes.length > 1 ? ` (${p.classes.length} classes)` : ''}</text>`,
+      `<circle cx="${right}" cy="${py(j).toFixed(1)}" r="4"/><text x="${right + 10}" y="${(py(j) + 4).toFixed(1)}">#${p.id}${p.classes.length > 1 ? ` (${p.classes.length} classes)` : ''}</text>`,
   );
-  return `<svg class="graph" viewBox="0 0 600 ${height}" width="600" height="${height}" role="img" aria-label="classes and the prototypes they use">${edges.join('')}${classLabels.join('')}${protoLabels.join('')}</svg>`;
+  return `<svg class="graph" viewBox="0 0 ${right + 160} ${height}" width="${right + 160}" height="${height}" role="img" aria-label="classes and the prototypes they use">${edges.join('')}${classLabels.join('')}${protoLabels.join('')}</svg>`;
 }
 
 function gallery(d: ReportData): string {
