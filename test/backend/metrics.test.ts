@@ -89,8 +89,10 @@ async function linesFor(id: string) {
   return requestLines().filter((e) => e.id === id);
 }
 
+let modelDir: string;
+
 beforeAll(async () => {
-  const modelDir = await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-metrics-')));
+  modelDir = await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-metrics-')));
   // A batching window long enough that concurrent requests share forward passes.
   backend = await startBackend(['--model', modelDir, '--max-wait-ms', '20', '--max-batch', '4'], {
     PROTOPOOL_HMAC_SECRET: SECRET,
@@ -193,6 +195,18 @@ describe('GET /metrics', () => {
       log: () => {},
     });
     expect((await on.request('/metrics')).status).toBe(200);
+  });
+
+  it('is off in a process started with `serve --no-metrics`', async () => {
+    const quiet = await startBackend(['--model', modelDir, '--no-metrics'], {
+      PROTOPOOL_HMAC_SECRET: SECRET,
+    });
+    try {
+      expect((await fetch(`${quiet.url}/metrics`)).status).toBe(404);
+      expect((await fetch(`${quiet.url}/ping`)).status).toBe(200);
+    } finally {
+      await quiet.stop();
+    }
   });
 });
 

@@ -322,6 +322,7 @@ export function program(): Command {
     .option('--max-wait-ms <n>', 'how long a request waits to be batched (0: no batching)', nonNegativeInt, 5)
     .option('--max-queue <n>', 'queued requests beyond which the server answers 503', positiveInt, 256)
     .option('--max-body-bytes <n>', 'largest request body', positiveInt, 8 * 1024 * 1024)
+    .option('--no-metrics', 'do not serve GET /metrics (Prometheus text, unsigned like /ping)')
     .action(async (o) => {
       const secret = process.env.PROTOPOOL_HMAC_SECRET || undefined;
       if (!secret && !o.insecure) {
@@ -347,6 +348,7 @@ export function program(): Command {
           maxQueue: Math.max(1, o.maxQueue),
         },
         maxBodyBytes: Math.max(1024, o.maxBodyBytes),
+        metrics: o.metrics,
         log,
       });
       // Installed before the model is in (a SIGHUP's default is to end the process); one during startup waits.

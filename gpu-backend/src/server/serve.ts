@@ -17,6 +17,8 @@ export interface ServeOptions {
   engine?: string;
   batching: BatcherOptions;
   maxBodyBytes: number;
+  /** Serve GET /metrics (Prometheus text); on unless false. */
+  metrics?: boolean;
   log: (event: Record<string, unknown>) => void;
 }
 
@@ -43,6 +45,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     engine: engineSummary(engine),
     secret: o.secret,
     maxBodyBytes: o.maxBodyBytes,
+    metrics: o.metrics ?? true,
     retryAfterSeconds: 1,
     log: o.log,
   });
