@@ -270,12 +270,18 @@ describe('request ids and log lines', () => {
   it('never logs the secret or a signature, and does not log probes or scrapes', async () => {
     await fetch(`${backend.url}/ping`, { headers: { 'x-request-id': 'probe-1' } });
     await fetch(`${backend.url}/metrics`, { headers: { 'x-request-id': 'scrape-1' } });
+    await fetch(`${backend.url}/v2/health/ready`, { headers: { 'x-request-id': 'probe-2' } });
+    await fetch(`${backend.url}/v2/models/protopool/ready`, { headers: { 'x-request-id': 'probe-3' } });
+    await fetch(`${backend.url}/v2/models/protopool`, { headers: { 'x-request-id': 'metadata-1' } });
     await call('/v1/model', { headers: { 'x-request-id': 'last-1' } });
     await linesFor('last-1'); // the lines before it have arrived too
     const all = backend.logs.join('\n');
     expect(all).not.toContain(SECRET);
     expect(all).not.toMatch(/v1=[0-9a-f]{64}/);
-    expect(requestLines().filter((e) => ['probe-1', 'scrape-1'].includes(String(e.id)))).toEqual([]);
+    const quiet = ['probe-1', 'scrape-1', 'probe-2', 'probe-3'];
+    expect(requestLines().filter((e) => quiet.includes(String(e.id)))).toEqual([]);
+    // Model metadata is a client's question, not a probe: logged.
+    expect(requestLines().filter((e) => e.id === 'metadata-1')).toHaveLength(1);
     expect(requestLines().length).toBeGreaterThan(10);
   });
 });

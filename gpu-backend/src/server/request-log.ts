@@ -26,7 +26,9 @@ export interface RequestLogOptions {
 }
 
 // Health probes and scrapes arrive every few seconds from machines: counted in the metrics, not logged.
+// The Open Inference Protocol's liveness and readiness routes are Kubernetes' probes: quiet as well.
 const QUIET = new Set(['/ping', '/metrics']);
+const PROBE = /^\/v2\/(health\/(live|ready)|models\/[^/]+(\/versions\/[^/]+)?\/ready)$/;
 
 /** The route pattern that answered (bounded label values: never a raw path), or "unmatched". */
 export function routeOf(c: Context): string {
@@ -65,7 +67,7 @@ export function requestLog(o: RequestLogOptions): MiddlewareHandler<{ Variables:
     const ms = performance.now() - started;
     const route = routeOf(c);
     o.metrics?.request(route, c.res.status, ms);
-    if (QUIET.has(route)) return;
+    if (QUIET.has(route) || PROBE.test(c.req.path)) return;
     const t = c.get('timing');
     o.log({
       event: 'request',
