@@ -3,6 +3,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { RateLimiter, verifyApiKey } from './auth';
 import { CacheApiCache } from './cache/cache-api';
+import { cacheOutageRequested, FAULT_INJECTION_HEADER, failingBinding } from './cache/fault-injection';
 import { KvCache } from './cache/kv';
 import { LayeredCache } from './cache/layered';
 import { MemoryCache } from './cache/memory';
@@ -64,7 +65,11 @@ export function isolateContext(backendFor: BackendFactory = configuredBackend): 
     c.set('backend', backendFor(config, c.env));
     // Isolate memory first: a hot explanation costs no I/O at all; then the colo's Cache API, then KV.
     // The cache's writes never reject (a failed write is logged and counted there).
-    const layers = [new CacheApiCache(caches.default), new KvCache(c.env.EXPLANATIONS)];
+    let [cache, kv] = [caches.default, c.env.EXPLANATIONS];
+    // Test-only (`npm run faults -- cache-outage`): never taken unless the dev-only var FAULT_INJECTION is "1".
+    if (cacheOutageRequested(c.env, c.req.header(FAULT_INJECTION_HEADER)))
+      [cache, kv] = [failingBinding(cache, 'caches.default'), failingBinding(kv, 'EXPLANATIONS')];
+    const layers = [new CacheApiCache(cache), new KvCache(kv)];
     c.set(
       'cache',
       new LayeredCache(

@@ -1,10 +1,11 @@
 // Shared by the reliability scripts (soak, faults): the backend and the edge as separately controllable
 // processes on loopback (so one can be killed and restarted while the other keeps running), process RSS,
 // seeded inputs and small statistics. Built on scripts/local-stack.ts (ports, paths).
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { encodeFrame, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
 import { CLI, freePort } from '../../test/helpers/backend-process';
@@ -80,6 +81,11 @@ export async function startEdge(o: {
   secret: string;
   apiKey: string;
   vars?: Record<string, string>;
+  /**
+   * wrangler's log level: local-stack's `warn` (the default) drops the Worker's console.log, i.e. the edge's
+   * per-request JSON lines; `log` keeps them, for scenarios that count them.
+   */
+  logLevel?: 'warn' | 'log';
 }): Promise<Proc> {
   const keyHash = createHash('sha256').update(o.apiKey).digest('hex');
   const persist = join(ROOT, '.wrangler', `reliability-${process.pid}-${o.port}`);
@@ -91,7 +97,8 @@ export async function startEdge(o: {
     ...o.vars,
   };
   // A fresh local KV/Cache per run: no explanation cached by an earlier run counts as a hit.
-  const child = spawnWrangler(o.port, vars, persist);
+  const child =
+    o.logLevel === 'log' ? spawnWranglerLogging(o.port, vars, persist) : spawnWrangler(o.port, vars, persist);
   const logs: string[] = [];
   collect(child, logs);
   const url = `http://127.0.0.1:${o.port}`;
@@ -106,6 +113,32 @@ export async function startEdge(o: {
       rmSync(persist, { recursive: true, force: true });
     },
   };
+}
+
+/** local-stack's spawnWrangler, at log level `log` (it passes `--log-level warn`, which wins over WRANGLER_LOG). */
+function spawnWranglerLogging(port: number, vars: Record<string, string>, persistTo: string): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+      '--persist-to',
+      persistTo,
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'log',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
 }
 
 export function newCredentials() {
@@ -198,4 +231,64 @@ export function machine(): string {
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const cpus = readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length ?? 0;
   return `${cpus} cores, load average ${load}, node ${process.version}`;
+}
+
+/** One sample of a Prometheus text exposition: `name{label="value",…} number`. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** GET <backend>/metrics, parsed (comments dropped; label values unescaped enough for ours: no quotes in them). */
+export async function scrapeMetrics(backendUrl: string): Promise<MetricSample[]> {
+  const res = await fetch(`${backendUrl}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
+  const samples: MetricSample[] = [];
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[k!] = v!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** The value of one series (0 when absent: a counter never incremented is not exported). */
+export function metric(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number {
+  return (
+    samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      ?.value ?? 0
+  );
+}
+
+/** Every line a process writes to stdout and stderr, unbounded (Proc.logs keeps only the last chunks). */
+export function allLines(p: Proc): { lines: () => string[] } {
+  const buffers = { out: '', err: '' };
+  const lines: string[] = [];
+  const take = (k: 'out' | 'err') => (c: Buffer) => {
+    buffers[k] += c.toString();
+    const parts = buffers[k].split('\n');
+    buffers[k] = parts.pop()!;
+    lines.push(...parts);
+  };
+  p.child.stdout?.on('data', take('out'));
+  p.child.stderr?.on('data', take('err'));
+  return { lines: () => lines };
+}
+
+/** The JSON lines of one event among `lines` (wrangler may prefix and colour a line: the JSON starts at the first "{"). */
+export function jsonEvents(lines: string[], event: string): Record<string, unknown>[] {
+  return lines
+    .filter((l) => l.includes(`"event":"${event}"`))
+    .flatMap((l) => {
+      // wrangler colours console.error lines ("✘ [ERROR] {…}" in ANSI escapes): strip them first.
+      const plain = stripVTControlCharacters(l);
+      try {
+        return [JSON.parse(plain.slice(plain.indexOf('{'))) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
 }

@@ -1,5 +1,5 @@
-// `npm run faults [-- kill-backend slow-backend kill-train checkpoint model-switch]`: fault injection on loopback, each
-// scenario checked and reported; exits 1 if any check fails.
+// `npm run faults [-- kill-backend slow-backend kill-train checkpoint model-switch cache-outage]`: fault injection on
+// loopback, each scenario checked and reported; exits 1 if any check fails.
 //   kill-backend  SIGKILL the backend under load: new inputs get 503/504 within the edge timeout, cached
 //                 lookups keep answering 200; restart it and traffic recovers without restarting the edge.
 //   slow-backend  a delaying stand-in in front of the backend: misses get 504 at the configured timeout,
@@ -13,6 +13,11 @@
 //                 answers 200, /ping never fails, the edge serves the new version within MANIFEST_TTL_SECONDS,
 //                 nothing is cached under the old version's id with the new model's answer, the old model is
 //                 freed; a broken directory then keeps the new model serving.
+//   cache-outage  the edge's KV binding and Cache API fail every read and write for 6 s under load (the
+//                 dev-only FAULT_INJECTION var + a per-request header, edge/src/cache/fault-injection.ts): 0 5xx,
+//                 every classification answered 200 by the backend as a MISS (its /metrics agree), lookups by id
+//                 404; one cache_fault line per store per read and per write, and a MISS request line per
+//                 request, in the edge's log; afterwards hits return and nothing from the outage was stored.
 // FAULTS_SEED (default 7) seeds every random choice.
 import { spawn, spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
@@ -20,21 +25,26 @@ import { createServer, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { explanationId } from '@protopool/shared';
+import { FAULT_INJECTION_HEADER } from '../../edge/src/cache/fault-injection';
 import { initEngine } from '../../gpu-backend/src/engine';
 import { latestCheckpoint, loadCheckpoint } from '../../gpu-backend/src/train/checkpoint';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
 import { TINY_CONFIG, trainTinyModel } from '../../test/helpers/backend-process';
 import {
+  allLines,
   Checks,
   CLI,
   freePort,
   inputFrame,
+  jsonEvents,
   machine,
+  metric,
   newCredentials,
   type Proc,
   ping,
   quantile,
   ROOT,
+  scrapeMetrics,
   sleep,
   startBackend,
   startEdge,
@@ -55,6 +65,10 @@ interface Sample {
   version?: string;
   /** The inputFrame seed of a miss. */
   seed?: number;
+  /** The answer's X-Cache (HIT, MISS) when it had one. */
+  cache?: string;
+  /** The X-Request-Id sent (when `o.ids` names a prefix): the edge logs the request under it. */
+  rid?: string;
 }
 
 /** Keeps `concurrency` workers sending a mix of misses, hits and lookups to the edge for `ms`. */
@@ -64,19 +78,27 @@ async function load(
   warm: { frames: Uint8Array[]; ids: string[] },
   ms: number,
   concurrency = 8,
+  o: { headers?: Record<string, string>; ids?: string } = {},
 ) {
   const samples: Sample[] = [];
+  let n = 0;
   const until = Date.now() + ms;
   const rand = mulberry32(SEED + samples.length);
-  const auth = { authorization: `Bearer ${apiKey}` };
   const worker = async () => {
     while (Date.now() < until) {
+      const rid = o.ids ? `${o.ids}-${n++}` : undefined;
+      const auth = {
+        authorization: `Bearer ${apiKey}`,
+        ...o.headers,
+        ...(rid && { 'x-request-id': rid }),
+      };
       const u = rand();
       const kind: Sample['kind'] = u < 0.34 ? 'miss' : u < 0.67 ? 'hit' : 'lookup';
       const t0 = Date.now();
       const seed = kind === 'miss' ? fresh++ : undefined;
       let status = 0;
       let version: string | undefined;
+      let cache: string | undefined;
       try {
         const res =
           kind === 'lookup'
@@ -93,11 +115,12 @@ async function load(
               });
         const text = await res.text();
         status = res.status;
+        cache = res.headers.get('x-cache') ?? undefined;
         if (status === 200) version = (JSON.parse(text) as { modelVersion?: string }).modelVersion;
       } catch {
         status = -1; // the connection to the edge itself failed
       }
-      samples.push({ kind, status, ms: Date.now() - t0, startedAt: t0, version, seed });
+      samples.push({ kind, status, ms: Date.now() - t0, startedAt: t0, version, seed, cache, rid });
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -660,12 +683,143 @@ async function modelSwitch(): Promise<void> {
   }
 }
 
+/** Sends `frame` once through the edge; the status and X-Cache. */
+async function classifyOnce(edge: string, apiKey: string, frame: Uint8Array) {
+  const res = await fetch(`${edge}/v1/classify`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': TENSOR_MEDIA_TYPE },
+    body: frame,
+  });
+  await res.arrayBuffer();
+  return { status: res.status, cache: res.headers.get('x-cache'), layer: res.headers.get('x-cache-layer') };
+}
+
+async function cacheOutage(): Promise<void> {
+  console.log(
+    '\n== cache-outage: the KV binding and the Cache API fail every read and write for a period, under load',
+  );
+  const OUTAGE_MS = 6000;
+  const { secret, apiKey } = newCredentials();
+  const backend = await startBackend({ port: await freePort(), secret });
+  const edge = await startEdge({
+    port: await freePort(),
+    backendUrl: backend.url,
+    secret,
+    apiKey,
+    vars: {
+      // The dev-only switch (edge/src/cache/fault-injection.ts): requests marked with the header below then
+      // find both stores down. Never set in wrangler.toml.
+      FAULT_INJECTION: '1',
+      // The isolate's memory layer is not a store and does not fail in an outage; off, so every read goes to
+      // the Cache API and KV and the outage shows on every request.
+      MEMORY_CACHE_ENTRIES: '0',
+      // No manifest refresh during the run: the backend's /invocations count is then classifications only.
+      MANIFEST_TTL_SECONDS: '3600',
+    },
+    logLevel: 'log', // the edge's per-request JSON lines (console.log) are counted below
+  });
+  const edgeLog = allLines(edge);
+  const outageHeaders = { [FAULT_INJECTION_HEADER]: 'cache-outage' };
+  try {
+    const warm = await warmUp(edge.url, apiKey);
+    const before = await load(edge.url, apiKey, warm, 3000, 8, { ids: 'before' });
+    const tb = summary('stores healthy (3 s)', before);
+    checks.check(
+      before.every((s) => s.status === 200) &&
+        before.filter((s) => s.kind === 'hit').every((s) => s.cache === 'HIT'),
+      `cache-outage: before the fault every request answered 200, warm inputs as cache hits (${tb.get('hit 200')} hits, ${tb.get('lookup 200')} lookups, ${tb.get('miss 200')} misses)`,
+    );
+    await sleep(500); // background writes of the misses land
+    const faultsBefore = jsonEvents(edgeLog.lines(), 'cache_fault').length;
+    const metricsBefore = await scrapeMetrics(backend.url);
+
+    console.log(
+      `  outage: every request for ${OUTAGE_MS / 1000} s carries ${FAULT_INJECTION_HEADER}: cache-outage`,
+    );
+    const during = await load(edge.url, apiKey, warm, OUTAGE_MS, 8, {
+      headers: outageHeaders,
+      ids: 'outage',
+    });
+    await sleep(1000); // the failing background writes are logged after their responses
+    const metricsAfter = await scrapeMetrics(backend.url);
+    const td = summary(`stores down (${OUTAGE_MS / 1000} s)`, during);
+    const classified = during.filter((s) => s.kind !== 'lookup');
+    const lookups = during.filter((s) => s.kind === 'lookup');
+    checks.check(
+      during.every((s) => s.status > 0 && s.status < 500),
+      `cache-outage: 0 5xx and 0 connection failures during the fault (${during.length} requests; ${during.filter((s) => s.status >= 500 || s.status <= 0).length} bad)`,
+    );
+    checks.check(
+      classified.length > 0 && classified.every((s) => s.status === 200 && s.cache === 'MISS'),
+      `cache-outage: every classification answered 200 from the backend, X-Cache MISS, warm inputs included (${td.get('miss 200')} new + ${td.get('hit 200')} warm of ${classified.length})`,
+    );
+    checks.check(
+      lookups.every((s) => s.status === 404),
+      `cache-outage: lookups by id, which only a store can answer, got 404 (not a 5xx) (${td.get('lookup 404')}/${lookups.length})`,
+    );
+    const forwarded =
+      metric(metricsAfter, 'protopool_requests_total', { route: '/invocations', status: '200' }) -
+      metric(metricsBefore, 'protopool_requests_total', { route: '/invocations', status: '200' });
+    checks.check(
+      forwarded === classified.length,
+      `cache-outage: the backend's /metrics counted ${forwarded} /invocations 200 during the fault = the ${classified.length} classifications sent`,
+    );
+    const lines = jsonEvents(edgeLog.lines(), 'request').filter((l) => String(l.id).startsWith('outage-'));
+    const misses = lines.filter((l) => l.cache === 'MISS');
+    checks.check(
+      lines.length === during.length && misses.length === during.length,
+      `cache-outage: the edge logged ${lines.length} request lines for the ${during.length} requests, ${misses.length} with cache MISS (${misses.filter((l) => l.route === '/v1/classify' && l.status === 200).length} classify 200, ${misses.filter((l) => l.route === '/v1/explanations/:id' && l.status === 404).length} lookup 404)`,
+    );
+    const faults = jsonEvents(edgeLog.lines(), 'cache_fault').slice(faultsBefore);
+    const count = (fault: string, layer: string) =>
+      faults.filter((f) => f.fault === fault && f.layer === layer).length;
+    const expected = { read: during.length, write: classified.length };
+    checks.check(
+      faultsBefore === 0 &&
+        count('read', 'cache-api') === expected.read &&
+        count('read', 'kv') === expected.read &&
+        count('write', 'cache-api') === expected.write &&
+        count('write', 'kv') === expected.write &&
+        faults.length === 2 * (expected.read + expected.write),
+      `cache-outage: cache_fault lines: read cache-api ${count('read', 'cache-api')}, read kv ${count('read', 'kv')} (expected ${expected.read}: one per request and store), write cache-api ${count('write', 'cache-api')}, write kv ${count('write', 'kv')} (expected ${expected.write}: one per classification and store); ${faultsBefore} before the fault`,
+    );
+    console.log(`  e.g. ${JSON.stringify(faults[0])}`);
+
+    const after = await load(edge.url, apiKey, warm, 3000, 8, { ids: 'after' });
+    const ta = summary('stores back (3 s)', after);
+    checks.check(
+      after.every((s) => s.status === 200) &&
+        after.filter((s) => s.kind === 'hit').every((s) => s.cache === 'HIT'),
+      `cache-outage: after the fault every request answered 200 and hits returned (${ta.get('hit 200')} warm inputs X-Cache HIT, ${ta.get('lookup 200')} lookups 200)`,
+    );
+    // A write during the outage failed: an input first seen then is a miss again, and a hit once stored.
+    const seen = during.filter((s) => s.kind === 'miss' && s.seed !== undefined).slice(0, 10);
+    const again: string[] = [];
+    for (const s of seen) again.push(`${(await classifyOnce(edge.url, apiKey, inputFrame(s.seed!))).cache}`);
+    await sleep(500);
+    const third: string[] = [];
+    for (const s of seen) {
+      const r = await classifyOnce(edge.url, apiKey, inputFrame(s.seed!));
+      third.push(`${r.cache} ${r.layer}`);
+    }
+    checks.check(
+      seen.length > 0 && again.every((c) => c === 'MISS') && third.every((c) => c === 'HIT cache-api'),
+      `cache-outage: nothing was stored during the fault: ${seen.length} inputs first sent then were MISS again after it, then HIT from cache-api`,
+    );
+    const faultsAfter = jsonEvents(edgeLog.lines(), 'cache_fault').length - faultsBefore - faults.length;
+    checks.check(faultsAfter === 0, `cache-outage: no cache_fault after the fault (${faultsAfter})`);
+  } finally {
+    await Promise.all([edge.stop(), backend.stop()]);
+  }
+}
+
 const scenarios: Record<string, () => Promise<void>> = {
   'kill-backend': killBackend,
   'slow-backend': slowBackend,
   'kill-train': killTrain,
   checkpoint: checkpointFaults,
   'model-switch': modelSwitch,
+  'cache-outage': cacheOutage,
 };
 
 async function main(): Promise<number> {
