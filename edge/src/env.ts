@@ -58,8 +58,14 @@ export const EdgeConfig = z
   });
 export type EdgeConfig = z.infer<typeof EdgeConfig>;
 
-/** The Worker's bindings: the explanations KV namespace, and every variable `EdgeConfig` reads, as wrangler passes them (strings). */
-export type Env = { EXPLANATIONS: KVNamespace } & { [K in keyof typeof EdgeConfig.shape]?: string };
+/**
+ * The Worker's bindings: the explanations KV namespace, the optional Workers Analytics Engine dataset (one data
+ * point per request when bound; see wrangler.toml), and every variable `EdgeConfig` reads, as wrangler passes them
+ * (strings).
+ */
+export type Env = { EXPLANATIONS: KVNamespace; ANALYTICS?: AnalyticsEngineDataset } & {
+  [K in keyof typeof EdgeConfig.shape]?: string;
+};
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -1,5 +1,8 @@
-// Every edge response's X-Request-Id (the client's own when sane) and the request's one JSON log line.
+// Every edge response's X-Request-Id (the client's own when sane), the request's one JSON log line, and its one
+// Workers Analytics Engine data point when an ANALYTICS dataset is bound.
 import {
+  type ErrorCode,
+  HTTP_STATUS,
   REQUEST_ID_HEADER,
   type RequestTrace,
   requestIdOf,
@@ -35,17 +38,92 @@ export const tracing: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.res.headers.set(REQUEST_ID_HEADER, trace.requestId);
   }
   const outcome = c.get('outcome');
+  const line: RequestLine = {
+    event: 'request',
+    id: trace.requestId,
+    route: matchedRoutes(c).find((r) => r.method !== 'ALL')?.path ?? 'unmatched',
+    status: c.res.status,
+    cache: outcome?.cache,
+    layer: outcome?.layer,
+    ms: Date.now() - started,
+    backendMs: outcome?.backendMs,
+  };
   // Never the key, the secret, a signature or a body: ids, the route pattern and numbers only.
-  console.log(
-    JSON.stringify({
-      event: 'request',
-      id: trace.requestId,
-      route: matchedRoutes(c).find((r) => r.method !== 'ALL')?.path ?? 'unmatched',
-      status: c.res.status,
-      cache: outcome?.cache,
-      layer: outcome?.layer,
-      ms: Date.now() - started,
-      backendMs: outcome?.backendMs,
-    }),
-  );
+  console.log(JSON.stringify(line));
+  const dataset = c.env?.ANALYTICS;
+  if (dataset) await writePoint(dataset, line, c.res);
 };
+
+/** The request's log line (`undefined` fields are left out of the JSON). */
+export interface RequestLine {
+  event: 'request';
+  id: string;
+  route: string;
+  status: number;
+  cache: Outcome['cache'] | undefined;
+  layer: string | null | undefined;
+  ms: number;
+  backendMs: number | undefined;
+}
+
+/** The Analytics Engine index holds at most 96 bytes. */
+const MAX_INDEX_BYTES = 96;
+
+/**
+ * The request's data point. blob1 route pattern, blob2 status class (`2xx`), blob3 cache outcome
+ * (HIT|MISS|BYPASS|none), blob4 cache layer (or none), blob5 error code (or ''); double1 total ms, double2 backend
+ * ms (0 when the backend was not called), double3 status; index1 the route pattern (the sampling key). Never the
+ * request id: it is the client's own string when sane (client-chosen content has no place in the dataset), one
+ * per request (no aggregate is grouped by it), and Analytics Engine samples at volume, so a lookup by id would
+ * miss; the log line carries it. Never a key, secret, signature or body either.
+ */
+export function dataPoint(line: RequestLine, errorCode: ErrorCode | undefined): AnalyticsEngineDataPoint {
+  return {
+    indexes: [upToBytes(line.route, MAX_INDEX_BYTES)],
+    blobs: [
+      line.route,
+      `${Math.floor(line.status / 100)}xx`,
+      line.cache ?? 'none',
+      line.layer ?? 'none',
+      errorCode ?? '',
+    ],
+    doubles: [line.ms, line.backendMs ?? 0, line.status],
+  };
+}
+
+/**
+ * Writes the point. writeDataPoint is synchronous and fire-and-forget (the runtime sends it after the response);
+ * one that throws is logged and the response goes out unchanged. Only an error response is read, for its code:
+ * the edge's own small JSON body (`fail`), cloned, in memory.
+ */
+async function writePoint(dataset: AnalyticsEngineDataset, line: RequestLine, res: Response) {
+  try {
+    dataset.writeDataPoint(dataPoint(line, await errorCodeOf(res)));
+  } catch (err) {
+    console.warn(
+      JSON.stringify({
+        event: 'analytics_write_failed',
+        route: line.route,
+        error: err instanceof Error ? err.message.slice(0, 200) : 'unknown',
+      }),
+    );
+  }
+}
+
+async function errorCodeOf(res: Response): Promise<ErrorCode | undefined> {
+  if (res.status < 400 || !res.headers.get('content-type')?.startsWith('application/json')) return undefined;
+  try {
+    const code = ((await res.clone().json()) as { error?: { code?: unknown } } | null)?.error?.code;
+    // One of the API's own codes only, never whatever a body happens to hold.
+    return typeof code === 'string' && Object.hasOwn(HTTP_STATUS, code) ? (code as ErrorCode) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function upToBytes(s: string, max: number): string {
+  const encoder = new TextEncoder();
+  let out = s;
+  while (encoder.encode(out).length > max) out = out.slice(0, -1);
+  return out;
+}
