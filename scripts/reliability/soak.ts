@@ -3,18 +3,29 @@
 // and reports throughput, latency, status counts per kind, backend RSS and tfjs tensors at start and end.
 // Exits 1 if any request got an unexpected status (any 5xx among them), the tensor count grew, or a secret
 // or API key appeared in a log.
+// Then reads the backend's GET /metrics before and after the run and fails unless they agree with what the
+// soak sent: the edge forwards only its cache misses, so protopool_requests_total{route="/invocations"} grows
+// by exactly the misses (the soak's count, and the edge's MISS request lines), by status, and nothing else
+// but the soak's own /ping and /metrics calls; protopool_batch_size_sum grows by the same number (one
+// classification per miss) and its _count by the batches the backend's request log lines describe (each
+// classification logs its batch's size k, so a batch is k lines of 1/k), so the means agree.
 //
 //   SOAK_REQUESTS=20000 SOAK_CONCURRENCY=32 SOAK_SEED=1 npm run soak
 import autocannon from 'autocannon';
 import { mulberry32 } from '../../gpu-backend/src/util/random';
 import {
+  allLines,
   Checks,
   freePort,
   inputFrame,
+  jsonEvents,
+  type MetricSample,
   machine,
+  metric,
   newCredentials,
   ping,
   quantile,
+  scrapeMetrics,
   startBackend,
   startEdge,
   Tally,
@@ -43,7 +54,18 @@ async function main(): Promise<number> {
   const { secret, apiKey } = newCredentials();
   const backendPort = await freePort();
   const backend = await startBackend({ port: backendPort, secret });
-  const edge = await startEdge({ port: await freePort(), backendUrl: backend.url, secret, apiKey });
+  const edge = await startEdge({
+    port: await freePort(),
+    backendUrl: backend.url,
+    secret,
+    apiKey,
+    // The manifest is fetched once, at warm-up: /invocations during the run are then the misses alone.
+    vars: { MANIFEST_TTL_SECONDS: '86400' },
+    // The edge's per-request JSON lines (console.log), counted against /metrics below.
+    logLevel: 'log',
+  });
+  const backendLog = allLines(backend);
+  const edgeLog = allLines(edge);
   const auth = { authorization: `Bearer ${apiKey}` };
   const frameHeaders = { ...auth, 'content-type': TENSOR_MEDIA_TYPE };
   try {
@@ -59,6 +81,8 @@ async function main(): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 500)); // background cache writes land
     const start = await ping(backend.url);
+    const metricsStart = await scrapeMetrics(backend.url);
+    const [backendLinesStart, edgeLinesStart] = [backendLog.lines().length, edgeLog.lines().length];
     const rssStart = treeRssMb(backend.child.pid!);
     const edgeRssStart = treeRssMb(edge.child.pid!);
     console.log(
@@ -179,6 +203,7 @@ async function main(): Promise<number> {
     clearInterval(sampler);
     await new Promise((r) => setTimeout(r, 1000));
     const end = await ping(backend.url);
+    const metricsEnd = await scrapeMetrics(backend.url);
     const rssEnd = treeRssMb(backend.child.pid!);
     const edgeRssEnd = treeRssMb(edge.child.pid!);
 
@@ -226,10 +251,73 @@ async function main(): Promise<number> {
       !logs.includes(secret) && !logs.includes(apiKey),
       'neither the HMAC secret nor the API key appears in backend or edge logs',
     );
+    metricsAgree(checks, {
+      start: metricsStart,
+      end: metricsEnd,
+      missesOk: tally.get('miss 200'),
+      edgeLines: jsonEvents(edgeLog.lines().slice(edgeLinesStart), 'request'),
+      backendLines: jsonEvents(backendLog.lines().slice(backendLinesStart), 'request'),
+    });
     return checks.failed.length ? 1 : 0;
   } finally {
     await Promise.all([edge.stop(), backend.stop()]);
   }
+}
+
+/** The backend's /metrics over the run against what the soak sent, the edge logged and the backend logged. */
+function metricsAgree(
+  checks: Checks,
+  o: {
+    start: MetricSample[];
+    end: MetricSample[];
+    missesOk: number;
+    edgeLines: Record<string, unknown>[];
+    backendLines: Record<string, unknown>[];
+  },
+): void {
+  const key = (s: MetricSample) => `${s.labels.route} ${s.labels.status}`;
+  const delta = new Map<string, number>();
+  for (const s of o.end.filter((m) => m.name === 'protopool_requests_total'))
+    delta.set(key(s), s.value - metric(o.start, s.name, s.labels));
+  for (const [k, v] of [...delta]) if (v === 0) delta.delete(k);
+  const forwarded = o.edgeLines.filter((l) => l.route === '/v1/classify' && l.cache === 'MISS');
+  const forwardedByStatus = new Map<string, number>();
+  for (const l of forwarded) {
+    const k = `/invocations ${l.status}`;
+    forwardedByStatus.set(k, (forwardedByStatus.get(k) ?? 0) + 1);
+  }
+  // The soak's own calls to the backend in the window: the end /ping, and the first scrape (counted once
+  // answered, so it shows in the second).
+  const expected = new Map([...forwardedByStatus, ['/ping 200', 1], ['/metrics 200', 1]]);
+  const show = (m: Map<string, number>) =>
+    [...m]
+      .sort()
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ');
+  console.log('\n/metrics over the run (backend, GET /metrics before and after)');
+  console.log(`  protopool_requests_total growth by route, status: ${show(delta)}`);
+  console.log(
+    `  expected: the edge's ${forwarded.length} classify MISS lines (its misses, forwarded; the soak counted ${o.missesOk} misses 200) + the soak's /ping and /metrics: ${show(expected)}`,
+  );
+  checks.check(
+    show(delta) === show(expected) && forwarded.length === o.missesOk,
+    `backend protopool_requests_total by route and status = what the edge forwarded (${delta.get('/invocations 200') ?? 0} /invocations 200 = ${forwarded.length} edge MISS lines = ${o.missesOk} soak misses 200) + the soak's own calls`,
+  );
+  const d = (name: string) => metric(o.end, name) - metric(o.start, name);
+  const [sum, count] = [d('protopool_batch_size_sum'), d('protopool_batch_size_count')];
+  const batched = o.backendLines.filter((l) => typeof l.batchSize === 'number');
+  const logBatches = batched.reduce((a, l) => a + 1 / (l.batchSize as number), 0);
+  const logMean = batched.length / logBatches;
+  console.log(
+    `  protopool_batch_size: _sum +${sum}, _count +${count}, mean ${(sum / count).toFixed(3)}; backend request log: ${batched.length} classifications in ${logBatches.toFixed(3)} batches, mean ${logMean.toFixed(3)}`,
+  );
+  checks.check(
+    sum === o.missesOk &&
+      batched.length === sum &&
+      Math.abs(logBatches - count) < 1e-6 &&
+      Math.abs(sum / count - logMean) < 1e-6,
+    `batch-size histogram agrees: mean _sum/_count ${(sum / count).toFixed(3)} = ${logMean.toFixed(3)} from the backend's request log (${sum} classifications = the soak's misses, ${count} batches)`,
+  );
 }
 
 process.exit(await main());
