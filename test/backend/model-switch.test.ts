@@ -208,9 +208,8 @@ describe('protopool serve: SIGHUP switches to the model the symlink now names', 
     const mark = events().length;
     await repoint(dirA);
     backend.child.kill('SIGHUP');
-    await waitForEvent('reload_requested', mark);
     // A loads (a few hundred ms) while the operator changes their mind.
-    await new Promise((r) => setTimeout(r, 20));
+    await waitForEvent('model_loading', mark);
     await repoint(dirB);
     backend.child.kill('SIGHUP');
     await waitForEvent('model_unchanged', mark);

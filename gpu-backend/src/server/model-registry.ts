@@ -112,6 +112,7 @@ export class ModelRegistry {
         this.o.log({ event: 'model_unchanged', dir, version: from });
         return;
       }
+      this.o.log({ event: 'model_loading', dir, serving: from });
       const service = await ModelService.load(dir, this.o.batching);
       if (this.again || this.closed) {
         // Superseded while it loaded: never serve a model the operator has already moved past.
