@@ -112,7 +112,10 @@ async function imageInput(bytes: Uint8Array, type: ImageMediaType, ctx: BodyCont
 
 // The web platform's own multipart parser (Response.formData), present in workerd and in Node ≥ 18.
 async function multipartInput(contentType: string, body: Uint8Array, ctx: BodyContext): Promise<WireTensor> {
-  const form = await new Response(body, { headers: { 'content-type': contentType } })
+  // A view on a plain ArrayBuffer, as DOM's BodyInit types want (a body is never a SharedArrayBuffer).
+  const form = await new Response(body as Uint8Array<ArrayBuffer>, {
+    headers: { 'content-type': contentType },
+  })
     .formData()
     .catch(() => null);
   const file = form?.get('image');

@@ -141,7 +141,9 @@ describe('encoded images', () => {
       type: 'image/png',
     });
     expect(corrupt.status).toBe(400);
-    expect(ApiError.parse(await corrupt.json()).error.message).toMatch(/cannot read the image\/png image: corrupt PNG/);
+    expect(ApiError.parse(await corrupt.json()).error.message).toMatch(
+      /cannot read the image\/png image: corrupt PNG/,
+    );
   });
 });
 

@@ -2,12 +2,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import {
-  adamState,
-  checkTfjsInternals,
-  setLearningRate,
-  variableOf,
-} from '../../gpu-backend/src/tfjs-internals';
+import { adamState, checkTfjsInternals, setLearningRate } from '../../gpu-backend/src/tfjs-internals';
 
 describe('tfjs internals', () => {
   it('every accessor in tfjs-internals.ts works on this TF.js, with nothing leaked', async () => {

@@ -8,7 +8,7 @@ describe('novelty calibration', () => {
     // 0, 1, …, 200 shuffled: percentile p is 2p exactly.
     const values = Array.from({ length: 201 }, (_, i) => (i * 37) % 201);
     const c = calibrateNovelty(values);
-    c.percentiles.forEach((v, p) => expect(v).toBeCloseTo(2 * p, 9));
+    for (const [p, v] of c.percentiles.entries()) expect(v).toBeCloseTo(2 * p, 9);
     expect(c).toMatchObject({ statistic: 'best-prototype-similarity', images: 201, flagBelowPercentile: 5 });
     // Four values: percentile 50 sits halfway between the 2nd and 3rd (rank 1.5), percentile 10 at rank 0.3.
     const four = calibrateNovelty([4, 1, 3, 2]).percentiles;
