@@ -76,16 +76,27 @@ export function decodeHead(
   data: Uint8Array,
 ): ProtoPoolHead {
   const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
-  const t = tf.io.decodeWeights(buf, json.weights);
-  const { prototypes, slot_logits, last_layer } = t as Record<string, tf.Tensor>;
-  if (!prototypes || !slot_logits || !last_layer) throw new ModelFileError('head.json: missing head weights');
+  const { classes: c, prototypes: m, slotsPerClass: k, depth: d } = json.config;
+  const want = { prototypes: [m, d], slot_logits: [c, m, k], last_layer: [c, c * k] };
+  // In a tidy: decoding that fails halfway (a head.bin too short for its spec) frees what it had made.
+  const weights = tf.tidy(() => {
+    const t = tf.io.decodeWeights(buf, json.weights);
+    for (const [name, shape] of Object.entries(want)) {
+      const got = t[name];
+      if (!got) throw new ModelFileError(`head.json: missing head weight ${name}`);
+      if (got.shape.join() !== shape.join())
+        throw new ModelFileError(`head.json: ${name} has shape [${got.shape}], the config says [${shape}]`);
+    }
+    return [t.prototypes!, t.slot_logits!, t.last_layer!];
+  });
+  // tf.variable copies its initial value.
   const head = new ProtoPoolHead(
     json.config,
-    tf.variable(prototypes as tf.Tensor2D),
-    tf.variable(slot_logits as tf.Tensor3D),
-    tf.variable(last_layer as tf.Tensor2D),
+    tf.variable(weights[0] as tf.Tensor2D),
+    tf.variable(weights[1] as tf.Tensor3D),
+    tf.variable(weights[2] as tf.Tensor2D),
   );
-  tf.dispose(Object.values(t));
+  tf.dispose(weights);
   return head;
 }
 
@@ -173,9 +184,15 @@ export async function loadModelDir(dir: string): Promise<{ model: ProtoPoolModel
     weights: tf.io.WeightsManifestEntry[];
   };
   const features = await loadLayersFromDir(dir);
-  const head = decodeHead(headJson, await readFile(join(dir, 'head.bin')));
-  return {
-    model: new ProtoPoolModel(configFromManifest(manifest, headJson.config), features, head),
-    manifest,
-  };
+  try {
+    const head = decodeHead(headJson, await readFile(join(dir, 'head.bin')));
+    return {
+      model: new ProtoPoolModel(configFromManifest(manifest, headJson.config), features, head),
+      manifest,
+    };
+  } catch (err) {
+    // A server reloading on SIGHUP must not leak a half-built model each time a directory fails.
+    features.dispose();
+    throw err;
+  }
 }

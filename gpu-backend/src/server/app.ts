@@ -115,7 +115,7 @@ export function createApp(o: AppOptions): Hono<Env> {
     // other routes arrive in the CustomAttributes header instead (shared/src/invocations.ts).
     const invocation = readInvocation(c.req.header(CUSTOM_ATTRIBUTES_HEADER));
     if (invocation.route === 'manifest') return c.json(s.manifest);
-    if (invocation.route === 'prototype-image') return prototypeImage(c, invocation.id);
+    if (invocation.route === 'prototype-image') return prototypeImage(c, s, invocation.id);
     const query = parseClassifyQuery({ ...invocation.query, ...c.req.query() });
     const { tensor, options } = await parseClassifyBody(c.req.header('content-type'), c.get('body'), {
       input: s.manifest.input,
@@ -144,8 +144,8 @@ export function createApp(o: AppOptions): Hono<Env> {
     return c.json(p);
   });
 
-  const prototypeImage = (c: Context, id: string) => {
-    const s = ready();
+  // Given the model the request took, so one request never reads two models across a switch.
+  const prototypeImage = (c: Context, s: ModelService, id: string) => {
     const png = /^\d{1,6}$/.test(id) ? s.images.get(Number(id)) : undefined;
     if (!png) return fail(c, 'not_found', `no image for prototype "${id.slice(0, 12)}"`);
     return c.body(png as unknown as ArrayBuffer, 200, {
@@ -153,7 +153,7 @@ export function createApp(o: AppOptions): Hono<Env> {
       'cache-control': 'public, max-age=31536000, immutable',
     });
   };
-  app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, c.req.param('id')));
+  app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, ready(), c.req.param('id')));
 
   app.route(
     '/',

@@ -47,15 +47,20 @@ export class ModelService {
 
   static async load(dir: string, batching: BatcherOptions): Promise<ModelService> {
     const { model, manifest } = await loadModelDir(dir);
-    // Served models never train: inference runs with batch norm folded into the convolutions.
-    await model.freeze();
-    const service = new ModelService(model, manifest, dir, batching);
-    service.head = await headState(model);
-    for (const f of manifest.files) {
-      const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
-      if (m) service.images.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
+    try {
+      // Served models never train: inference runs with batch norm folded into the convolutions.
+      await model.freeze();
+      const service = new ModelService(model, manifest, dir, batching);
+      service.head = await headState(model);
+      for (const f of manifest.files) {
+        const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
+        if (m) service.images.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
+      }
+      return service;
+    } catch (err) {
+      model.dispose(); // as loadModelDir: a failed (re)load leaves no tensor behind
+      throw err;
     }
-    return service;
   }
 
   /** The tensor shape a request must carry: [H,W,C] or [1,H,W,C], float32, normalised. */
