@@ -92,8 +92,17 @@ export function spawnBackend(
   );
 }
 
-/** The edge under `wrangler dev` on loopback with these vars; local KV and Cache API under `persistTo`. */
-export function spawnWrangler(port: number, vars: Record<string, string>, persistTo?: string): ChildProcess {
+/**
+ * The edge under `wrangler dev` on loopback with these vars; local KV and Cache API under `persistTo`. Log
+ * level `warn` keeps the console quiet; `log` keeps the Worker's console.log (its JSON request lines). The
+ * flag wins over WRANGLER_LOG, so it is the one knob.
+ */
+export function spawnWrangler(
+  port: number,
+  vars: Record<string, string>,
+  persistTo?: string,
+  logLevel: 'warn' | 'log' = 'warn',
+): ChildProcess {
   return spawn(
     process.execPath,
     [
@@ -107,7 +116,7 @@ export function spawnWrangler(port: number, vars: Record<string, string>, persis
       ...(persistTo ? ['--persist-to', persistTo] : []),
       '--show-interactive-dev-session=false',
       '--log-level',
-      'warn',
+      logLevel,
     ],
     {
       cwd: ROOT,

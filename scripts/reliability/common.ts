@@ -1,7 +1,7 @@
 // Shared by the reliability scripts (soak, faults): the backend and the edge as separately controllable
 // processes on loopback (so one can be killed and restarted while the other keeps running), process RSS,
 // seeded inputs and small statistics. Built on scripts/local-stack.ts (ports, paths).
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -97,8 +97,7 @@ export async function startEdge(o: {
     ...o.vars,
   };
   // A fresh local KV/Cache per run: no explanation cached by an earlier run counts as a hit.
-  const child =
-    o.logLevel === 'log' ? spawnWranglerLogging(o.port, vars, persist) : spawnWrangler(o.port, vars, persist);
+  const child = spawnWrangler(o.port, vars, persist, o.logLevel);
   const logs: string[] = [];
   collect(child, logs);
   const url = `http://127.0.0.1:${o.port}`;
@@ -113,32 +112,6 @@ export async function startEdge(o: {
       rmSync(persist, { recursive: true, force: true });
     },
   };
-}
-
-/** local-stack's spawnWrangler, at log level `log` (it passes `--log-level warn`, which wins over WRANGLER_LOG). */
-function spawnWranglerLogging(port: number, vars: Record<string, string>, persistTo: string): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-      '--persist-to',
-      persistTo,
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'log',
-    ],
-    {
-      cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
 }
 
 export function newCredentials() {
