@@ -36,9 +36,14 @@ describe('protopool explain', () => {
     expect(written.topK).toHaveLength(4);
     const manifest = ModelManifest.parse(JSON.parse(await readFile(join(modelDir, 'manifest.json'), 'utf8')));
     const card = UPNG.decode((await readFile(join(out, 'shirt.png'))).buffer as ArrayBuffer);
-    // Rows: the 28 px input enlarged ×6 = 168 px tall, one per slot, 12 px apart.
+    // A header, then rows: the 28 px input enlarged ×6 = 168 px tall, one per slot, 12 px apart. The header
+    // is 6 px of padding, an 18 px line (⌈18·1.35⌉ = 25 px), a 13 px line (⌈13·1.35⌉ = 18 px), a second
+    // 13 px line when the input is flagged as novel, and 6 px: 55 or 73 px.
     const k = manifest.architecture.slotsPerClass;
-    expect(card.height).toBe(k * 168 + (k - 1) * 12);
+    const header = written.novelty?.flagged ? 73 : 55;
+    expect(card.height).toBe(header + 12 + k * 168 + (k - 1) * 12);
+    // Each row: input ×6 | training patch fitted to 168 px | the slot's numbers, 220 px wide, 12 px apart.
+    expect(card.width).toBe(168 + 12 + 168 + 12 + 220);
   });
 
   it('names an unreadable image and exits 2', async () => {

@@ -84,7 +84,7 @@ export function addExplainCommands(cli: Command): void {
             const stem = basename(file, extname(file));
             await writeFile(join(o.out, `${stem}.json`), JSON.stringify(e, null, 2));
             for (const cls of e!.classes) {
-              const card = classCard(data, manifest.input, cls, patches);
+              const card = classCard(data, manifest.input, e!, cls, patches);
               const suffix = e!.classes.length > 1 ? `-${cls.classIndex}` : '';
               await writeFile(
                 join(o.out, `${stem}${suffix}.png`),
