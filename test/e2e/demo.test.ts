@@ -7,6 +7,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, ROOT, SHIPPED_MODEL, startLocalStack } from '../../scripts/local-stack';
 import { freePort } from '../helpers/backend-process';
+import { png } from '../helpers/image-files';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results');
@@ -86,6 +87,21 @@ describe.skipIf(missing)('demo page in a real browser', () => {
     await page.locator('#file').setInputFiles([]);
     await page.locator('#file').setInputFiles({ name: 'again.png', mimeType: 'image/png', buffer: png });
     await expect.poll(() => page.locator('#cache').textContent(), { timeout: 30_000 }).toBe('(cache HIT)');
+  }, 60_000);
+
+  it('says an upload looks like nothing the model knows (a white square), and not for a real sample', async () => {
+    // The sample just classified was not flagged: no warning on screen.
+    expect(await page.locator('#novelty').isHidden()).toBe(true);
+    const white = png('grey', 28, 28, new Array(28 * 28).fill(255));
+    await page.locator('#file').setInputFiles([]);
+    await page.locator('#file').setInputFiles({ name: 'white.png', mimeType: 'image/png', buffer: white });
+    await expect
+      .poll(() => page.locator('#novelty').textContent(), { timeout: 30_000 })
+      .toMatch(
+        /^This looks like nothing the model was trained on: .*\(novelty 1\.00: 100% of training images/,
+      );
+    expect(await page.locator('#novelty').isVisible()).toBe(true);
+    await page.screenshot({ path: join(SHOTS, 'demo-novelty.png'), fullPage: true });
   }, 60_000);
 
   it('shows the prototype gallery with which classes share each prototype', async () => {

@@ -17,7 +17,7 @@ label{font-weight:600}input[type=password]{font:inherit;padding:.3rem .5rem;widt
 canvas,.patch{width:140px;height:140px;image-rendering:pixelated;border:1px solid var(--line)}.patch{object-fit:contain;background:#000}
 .num{font-variant-numeric:tabular-nums}.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.75rem;align-items:start}
 .card{border:1px solid var(--line);border-radius:8px;padding:.5rem;font-size:.85rem}.card img{width:100%;height:8rem;object-fit:contain;image-rendering:pixelated;background:#000}
-.error{color:#b00020}.muted{color:var(--muted)}[hidden]{display:none!important}
+.error{color:#b00020}.warning{border-left:4px solid #b00020;background:#fff4f4;padding:.5rem .75rem;margin:.5rem 0}.muted{color:var(--muted)}[hidden]{display:none!important}
 `;
 
 const SCRIPT = `
@@ -56,6 +56,13 @@ async function show(e, m, blob, cache) {
   const img = await createImageBitmap(blob);
   $('#pred').textContent = e.prediction.label + ' — ' + (100 * e.prediction.probability).toFixed(1) + '%';
   $('#cache').textContent = cache ? '(cache ' + cache + ')' : '';
+  // The model's own doubt: no prototype is near anything in this image (see the API's novelty field).
+  const n = e.novelty;
+  $('#novelty').hidden = !(n && n.flagged);
+  $('#novelty').textContent = n && n.flagged
+    ? 'This looks like nothing the model was trained on: no prototype matches any part of it well (novelty ' +
+      n.score.toFixed(2) + ': ' + (100 * n.score).toFixed(0) + '% of training images match a prototype better). Treat the prediction below as a guess.'
+    : '';
   const ul = $('#topk'); ul.replaceChildren();
   for (const t of e.topK) {
     const li = document.createElement('li');
@@ -137,7 +144,7 @@ export function demoPage(): string {
 <div class="samples">${samples}</div>
 <label for="file">Upload (PNG or JPEG)</label> <input id="file" type="file" accept="image/png,image/jpeg">
 <p id="status" class="muted" role="status" aria-live="polite"></p>
-<section id="result" hidden aria-live="polite"><p class="pred"><strong id="pred"></strong> <span id="cache" class="muted"></span></p>
+<section id="result" hidden aria-live="polite"><p id="novelty" class="warning" role="alert" hidden></p><p class="pred"><strong id="pred"></strong> <span id="cache" class="muted"></span></p>
 <ol id="topk" class="topk" aria-label="Top classes"></ol><h3 id="evidence-title"></h3><div id="slots" class="slots"></div></section>
 </section>
 <section id="gallery-view" hidden><h2 id="gallery-title">Prototypes</h2><div id="gallery" class="gallery"></div></section>

@@ -8,7 +8,8 @@ import { limitSplit } from '../data/dataset';
 import type { Normalisation } from '../data/image-split';
 import { openDataset } from '../data/specs';
 import { ENGINE_CHOICES, engineSummary, initEngine } from '../engine';
-import { exists } from '../io/files';
+import { calibrateOnSplit } from '../explain/novelty';
+import { exists, writeFileAtomic } from '../io/files';
 import { loadModelDir } from '../io/model-files';
 import { isResnet, RESNETS } from '../model/backbones';
 import { writeReport } from '../report/write-report';
@@ -239,6 +240,32 @@ export function program(): Command {
         reporter.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+      }
+    });
+
+  cli
+    .command('calibrate')
+    .description(
+      "store a model's novelty calibration (its training images' best prototype similarity) in its manifest; train does this itself",
+    )
+    .requiredOption('--model <dir>', 'model directory (or a training --out directory)')
+    .requiredOption('--data <spec>', DATA_HELP)
+    .action(async (o) => {
+      const dir = await modelDir(o.model);
+      const dataset = await openData(o.data);
+      await initEngine(cli.opts().engine);
+      const { model, manifest } = await loadModelDir(dir);
+      try {
+        if (manifest.classes.join('\n') !== dataset.classes.join('\n'))
+          throw new UsageError(`--data ${o.data}: its classes are not the model's`);
+        const used = manifest.prototypes.map((p) => p.id);
+        const novelty = await calibrateOnSplit(model, dataset.train, used, 128);
+        // Only the manifest changes: the weights, and so the version and the edge's cache ids, stay.
+        await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, novelty }, null, 2));
+        const threshold = novelty.percentiles[novelty.flagBelowPercentile]!;
+        process.stdout.write(`${JSON.stringify({ model: dir, images: novelty.images, threshold })}\n`);
+      } finally {
+        model.dispose();
       }
     });
 
