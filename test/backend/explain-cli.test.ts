@@ -1,6 +1,6 @@
 // `protopool explain` and `gallery`: JSON evidence and pictures a person can open.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Explanation, GlobalExplanation, ModelManifest } from '@protopool/shared';
@@ -66,5 +66,31 @@ describe('protopool gallery', () => {
     // 96 px cells, 6 px gaps, 8 per row.
     expect(sheet.width).toBe(Math.min(n, 8) * 96 + (Math.min(n, 8) - 1) * 6);
     expect(sheet.height).toBe(Math.ceil(n / 8) * 96 + (Math.ceil(n / 8) - 1) * 6);
+  });
+});
+
+describe('protopool calibrate', () => {
+  it('stores the novelty calibration of a model in its manifest and nothing else; data of other classes is refused', async () => {
+    const dir = join(work, 'calibrated');
+    await cp(modelDir, dir, { recursive: true });
+    const manifestPath = join(dir, 'manifest.json');
+    const before = ModelManifest.parse(JSON.parse(await readFile(manifestPath, 'utf8')));
+    await writeFile(manifestPath, JSON.stringify({ ...before, novelty: undefined }));
+    const r = run(['calibrate', '--model', dir, '--data', 'fashion-mnist:embedded']);
+    expect(r.status).toBe(0);
+    const after = ModelManifest.parse(JSON.parse(await readFile(manifestPath, 'utf8')));
+    // The embedded training split has more than 2000 images: a seeded 2000 of them.
+    expect(after.novelty!.images).toBe(2000);
+    expect(JSON.parse(r.stdout.trim())).toEqual({
+      model: dir,
+      images: 2000,
+      threshold: after.novelty!.percentiles[5],
+    });
+    const { novelty: _n, ...rest } = after;
+    const { novelty: _b, ...restBefore } = before;
+    expect(rest).toEqual(restBefore); // version, files, metrics: untouched
+    const other = run(['calibrate', '--model', dir, '--data', 'parts?classes=3&train=4&test=2&size=28']);
+    expect(other.status).toBe(2);
+    expect(other.stderr).toMatch(/its classes are not the model's/);
   });
 });
