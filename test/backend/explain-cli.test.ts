@@ -46,6 +46,25 @@ describe('protopool explain', () => {
     expect(card.width).toBe(168 + 12 + 168 + 12 + 220);
   });
 
+  it('with --html writes one page per image: the prediction, its card inlined, a row per slot', async () => {
+    const image = join(work, 'shirt.png');
+    const out = join(work, 'html');
+    const r = run(['explain', '--model', modelDir, image, '--out', out, '--html']);
+    expect(r.status).toBe(0);
+    const e = Explanation.parse(JSON.parse(await readFile(join(out, 'shirt.json'), 'utf8')));
+    const page = await readFile(join(out, 'shirt.html'), 'utf8');
+    expect(page).toContain(
+      `<strong>${e.prediction.label}</strong>, ${(100 * e.prediction.probability).toFixed(1)}%`,
+    );
+    const card = await readFile(join(out, 'shirt.png'));
+    expect(page).toContain(`data:image/png;base64,${card.toString('base64')}`);
+    expect(page.match(/<tbody>(.*?)<\/tbody>/s)![1]!.match(/<tr>/g)).toHaveLength(e.classes[0]!.slots.length);
+    expect(page.includes('looks like nothing the model was trained on')).toBe(e.novelty!.flagged);
+    const noOut = run(['explain', '--model', modelDir, image, '--html']);
+    expect(noOut.status).toBe(2);
+    expect(noOut.stderr).toMatch(/--html writes pages into --out <dir>/);
+  });
+
   it('names an unreadable image and exits 2', async () => {
     const bad = join(work, 'bad.png');
     await writeFile(bad, 'not an image');

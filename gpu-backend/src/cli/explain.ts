@@ -9,6 +9,7 @@ import { initImageCodecs } from '../data/image-node';
 import { initEngine } from '../engine';
 import { globalExplanation } from '../explain/global';
 import { explainBatch } from '../explain/local';
+import { explanationPage } from '../explain/page-html';
 import { classCard, gallerySheet } from '../explain/pictures';
 import { encodePng } from '../explain/render';
 import { loadModelDir } from '../io/model-files';
@@ -42,7 +43,9 @@ export function addExplainCommands(cli: Command): void {
     .option('--all-classes', 'evidence for every top-k class, not only the predicted one')
     .option('--out <dir>', 'where to write <image>.json and <image>.png')
     .option('--json', 'print the explanations as one JSON array on stdout')
+    .option('--html', 'also write <image>.html: the answer as one page (cards, numbers), opens offline')
     .action(async (images: string[], o) => {
+      if (o.html && !o.out) throw new UsageError('--html writes pages into --out <dir>: give one');
       const dir = await modelDir(o.model);
       const inputs: { file: string; bytes: Uint8Array }[] = [];
       for (const file of images) {
@@ -83,14 +86,16 @@ export function addExplainCommands(cli: Command): void {
           if (o.out) {
             const stem = basename(file, extname(file));
             await writeFile(join(o.out, `${stem}.json`), JSON.stringify(e, null, 2));
+            const cards = new Map<number, Uint8Array>();
             for (const cls of e!.classes) {
               const card = classCard(data, manifest.input, e!, cls, patches);
               const suffix = e!.classes.length > 1 ? `-${cls.classIndex}` : '';
-              await writeFile(
-                join(o.out, `${stem}${suffix}.png`),
-                encodePng(card.rgba, card.width, card.height),
-              );
+              const png = encodePng(card.rgba, card.width, card.height);
+              cards.set(cls.classIndex, png);
+              await writeFile(join(o.out, `${stem}${suffix}.png`), png);
             }
+            if (o.html)
+              await writeFile(join(o.out, `${stem}.html`), explanationPage(basename(file), e!, cards));
           }
         }
         if (o.json) process.stdout.write(`${JSON.stringify(results)}\n`);

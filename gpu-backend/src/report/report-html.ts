@@ -2,6 +2,7 @@
 // every prototype's training patch, the metrics with their definitions. No network: the chart library and
 // the pictures are inlined, so the file opens offline and can be mailed or archived as it is.
 import { encodeBase64 } from '@protopool/shared';
+import { escapeHtml } from '../util/html';
 import type { ReportData } from './report-data';
 
 /** What each metric a manifest may carry means, in a sentence (the report shows those it has). */
@@ -21,9 +22,6 @@ export const METRIC_DEFINITIONS: Record<string, string> = {
   localSize:
     'PIP-Net: prototypes with a non-zero contribution to the predicted class, on average over images.',
 };
-
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
