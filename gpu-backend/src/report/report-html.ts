@@ -84,7 +84,7 @@ function curves(d: ReportData): string {
   // JSON inside a script: "<" escaped so no label can close the element.
   const data = JSON.stringify(series).replace(/</g, '\\u003c');
   return `<div class="charts">
-<figure><canvas id="loss" aria-label="loss per epoch"></canvas><figcaption>Loss per epoch (x: epoch and phase)</figcaption></figure>
+<figure><canvas id="loss" aria-label="loss per epoch"></canvas><figcaption>Loss per epoch and phase: train is the whole objective (cross-entropy plus the cluster, separation and orthogonality terms, which can take it below 0); test is cross-entropy</figcaption></figure>
 <figure><canvas id="accuracy" aria-label="accuracy per epoch"></canvas><figcaption>Accuracy per epoch, %</figcaption></figure>
 <figure><canvas id="used" aria-label="prototypes used per epoch"></canvas><figcaption>Prototypes the slots use</figcaption></figure>
 </div>
