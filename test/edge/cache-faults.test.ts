@@ -100,3 +100,41 @@ describe('corrupt entries', () => {
     expect(await again.json()).toEqual(body);
   });
 });
+
+describe('the fault script’s outage switch (X-Fault-Injection)', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const marked = (seed: number) => {
+    const init = frameBody(input(seed));
+    return { ...init, headers: { ...init.headers, 'x-fault-injection': 'cache-outage' } };
+  };
+
+  it('is ignored without the dev-only FAULT_INJECTION var: the stores answer as usual', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const app = createApp();
+    const noMemory = { ...env, MEMORY_CACHE_ENTRIES: '0' };
+    expect((await call(app, '/v1/classify', marked(61), noMemory)).headers.get('x-cache')).toBe('MISS');
+    const again = await call(app, '/v1/classify', marked(61), noMemory);
+    expect([again.headers.get('x-cache'), again.headers.get('x-cache-layer')]).toEqual(['HIT', 'cache-api']);
+    expect(jsonLines(errors).filter((l) => l.event === 'cache_fault')).toEqual([]);
+  });
+
+  it('with FAULT_INJECTION = "1", fails both stores for the marked request only', async () => {
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const app = createApp();
+    const faulty = { ...env, MEMORY_CACHE_ENTRIES: '0', FAULT_INJECTION: '1' };
+    const res = await call(app, '/v1/classify', marked(62), faulty);
+    expect([res.status, res.headers.get('x-cache')]).toEqual([200, 'MISS']);
+    const layers = jsonLines(errors)
+      .filter((l) => l.event === 'cache_fault')
+      .map((l) => `${l.fault} ${l.layer}`)
+      .sort();
+    expect(layers).toEqual(['read cache-api', 'read kv', 'write cache-api', 'write kv']);
+    // The same input unmarked: its write had failed, so it misses once more, then the stores work again.
+    const plain = frameBody(input(62));
+    expect((await call(app, '/v1/classify', plain, faulty)).headers.get('x-cache')).toBe('MISS');
+    expect((await call(app, '/v1/classify', plain, faulty)).headers.get('x-cache')).toBe('HIT');
+  });
+});
