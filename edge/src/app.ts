@@ -17,7 +17,6 @@ import { decodeToInput } from './image';
 import { type AppEnv, type BackendFactory, isolateContext, manifestOf, requireApiKey } from './isolate';
 import { docsPage, openApiDocument } from './openapi';
 import { tracing } from './tracing';
-import { BackendError } from './transport/backend';
 import { view } from './views';
 
 export interface EdgeDeps {
@@ -123,8 +122,8 @@ export function createApp(deps: EdgeDeps = {}) {
 
   app.notFound((c) => fail(c, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
-    if (err instanceof ProtocolError || err instanceof BackendError)
-      return fail(c, err.code, err.message, err.details);
+    // A transport's BackendError is a ProtocolError too.
+    if (err instanceof ProtocolError) return fail(c, err.code, err.message, err.details);
     console.error('edge: unhandled error', err instanceof Error ? err.message : err);
     return fail(c, 'internal', 'internal error');
   });

@@ -1,11 +1,11 @@
 // The edge's view of the model backend; adapters: HTTP (HMAC-signed), SageMaker runtime, in-process.
-import type {
-  ClassifyOptions,
-  ErrorCode,
-  Explanation,
-  ModelManifest,
-  RequestTrace,
-  WireTensor,
+import {
+  type ClassifyOptions,
+  type Explanation,
+  type ModelManifest,
+  ProtocolError,
+  type RequestTrace,
+  type WireTensor,
 } from '@protopool/shared';
 
 /**
@@ -20,14 +20,10 @@ export interface Backend {
   prototypeImage(id: number, trace?: RequestTrace): Promise<Uint8Array | null>;
 }
 
-/** A failure the edge reports to its client with this code (and the backend's message when it had one). */
-export class BackendError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'BackendError';
-  }
+/**
+ * A failure the edge reports to its client with this code (and the backend's message when it had one): a
+ * ProtocolError raised by a transport, so the app answers both the same way.
+ */
+export class BackendError extends ProtocolError {
+  override name = 'BackendError';
 }

@@ -12,7 +12,7 @@ import { explainBatch } from '../explain/local';
 import { explanationPage } from '../explain/page-html';
 import { classCard, gallerySheet } from '../explain/pictures';
 import { encodePng } from '../explain/render';
-import { loadModelDir } from '../io/model-files';
+import { loadModelDir, readPrototypeImages } from '../io/model-files';
 import { modelDir, UsageError } from './errors';
 
 function topK(v: string): number {
@@ -20,15 +20,6 @@ function topK(v: string): number {
   if (!Number.isInteger(n) || n < 1 || n > MAX_TOP_K)
     throw new InvalidArgumentError(`expected an integer in 1..${MAX_TOP_K}`);
   return n;
-}
-
-async function patchesOf(dir: string, files: { path: string }[]): Promise<Map<number, Uint8Array>> {
-  const out = new Map<number, Uint8Array>();
-  for (const f of files) {
-    const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
-    if (m) out.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
-  }
-  return out;
 }
 
 export function addExplainCommands(cli: Command): void {
@@ -62,7 +53,7 @@ export function addExplainCommands(cli: Command): void {
       try {
         const { height, width, channels } = manifest.input;
         const options = ClassifyOptions.parse({ topK: o.topK, explainTopK: Boolean(o.allClasses) });
-        const patches = o.out ? await patchesOf(dir, manifest.files) : new Map<number, Uint8Array>();
+        const patches = o.out ? await readPrototypeImages(dir, manifest) : new Map<number, Uint8Array>();
         if (o.out) await mkdir(o.out, { recursive: true });
         const results = [];
         for (const { file, bytes } of inputs) {
@@ -116,7 +107,7 @@ export function addExplainCommands(cli: Command): void {
       const { readManifest, verifyFiles } = await import('../io/model-files');
       const manifest = await readManifest(dir);
       await verifyFiles(dir, manifest);
-      const patches = await patchesOf(dir, manifest.files);
+      const patches = await readPrototypeImages(dir, manifest);
       await mkdir(o.out, { recursive: true });
       const sheet = gallerySheet(patches);
       await writeFile(join(o.out, 'gallery.png'), encodePng(sheet.rgba, sheet.width, sheet.height));

@@ -2,9 +2,8 @@
 // and top classes, and per explained class its labelled card (heatmaps, training patches, numbers) and a
 // table of its slots. Pictures are inlined, so the page opens offline and can be mailed as it is.
 import { type Explanation, encodeBase64 } from '@protopool/shared';
+import { percent } from '../util/format';
 import { escapeHtml } from '../util/html';
-
-const pct = (p: number) => `${(100 * p).toFixed(1)}%`;
 
 export function explanationPage(
   file: string,
@@ -17,7 +16,7 @@ export function explanationPage(
   const topK = e.topK
     .map(
       (t) =>
-        `<li><span class="bar" style="width:${Math.max(2, Math.round(200 * t.probability))}px"></span> ${escapeHtml(t.label)} ${pct(t.probability)}</li>`,
+        `<li><span class="bar" style="width:${Math.max(2, Math.round(200 * t.probability))}px"></span> ${escapeHtml(t.label)} ${percent(t.probability)}</li>`,
     )
     .join('');
   const classes = e.classes
@@ -48,7 +47,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.card{max-width:100%;i
 </style></head><body>
 <h1>${escapeHtml(file)}</h1>
 ${novelty}
-<p><strong>${escapeHtml(e.prediction.label)}</strong>, ${pct(e.prediction.probability)}</p>
+<p><strong>${escapeHtml(e.prediction.label)}</strong>, ${percent(e.prediction.probability)}</p>
 <ul>${topK}</ul>
 ${classes}
 <p><small>model <code>${e.modelVersion.slice(0, 12)}</code> · explanation <code>${e.id.slice(0, 12)}</code></small></p>

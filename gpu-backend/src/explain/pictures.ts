@@ -1,11 +1,10 @@
 // Pictures of explanations: per slot the input with its heatmap and box beside the prototype's training
 // patch (a class card stacks every slot), and a gallery sheet of all prototypes.
 import type { ClassEvidence, Explanation, InputSpec, SlotEvidence } from '@protopool/shared';
+import { percent } from '../util/format';
 import { upsampleBicubic } from './boxes';
 import { type TextLine, textBlock } from './labels';
 import { compose, decodePng, denormalise, enlarge, fitSquare, overlay, type Rgba } from './render';
-
-const pct = (p: number) => `${(100 * p).toFixed(1)}%`;
 
 /** A slot's numbers, beside its pictures: which prototype, how similar, how much it adds to the logit. */
 function slotLabel(slot: SlotEvidence, height: number): Rgba {
@@ -59,7 +58,7 @@ export function classCard(
   const predicted = explanation.prediction.classIndex === evidence.classIndex;
   const lines: TextLine[] = [
     {
-      text: `${predicted ? 'Predicted' : 'Also considered'}: ${evidence.label}${probability === undefined ? '' : ` (${pct(probability)})`}`,
+      text: `${predicted ? 'Predicted' : 'Also considered'}: ${evidence.label}${probability === undefined ? '' : ` (${percent(probability)})`}`,
       size: 18,
     },
     {

@@ -196,3 +196,19 @@ export async function loadModelDir(dir: string): Promise<{ model: ProtoPoolModel
     throw err;
   }
 }
+
+/**
+ * Each projected prototype's training patch (prototypes/<id>.png) by prototype id, as the manifest's
+ * checksummed file list names them: what `serve`, `explain`, `gallery` and `report` show.
+ */
+export async function readPrototypeImages(
+  dir: string,
+  manifest: Pick<ModelManifest, 'files'>,
+): Promise<Map<number, Uint8Array>> {
+  const out = new Map<number, Uint8Array>();
+  for (const f of manifest.files) {
+    const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
+    if (m) out.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
+  }
+  return out;
+}

@@ -5,8 +5,7 @@ import { dirname, join } from 'node:path';
 import type { GlobalExplanation, ModelManifest } from '@protopool/shared';
 import { z } from 'zod';
 import { globalExplanation } from '../explain/global';
-import { readManifest } from '../io/model-files';
-import { prototypeImagePath } from '../train/prototype-images';
+import { readManifest, readPrototypeImages } from '../io/model-files';
 
 /** One `epoch` line of train.jsonl, as far as the report reads it (the trainer writes more). */
 export const EpochLine = z.object({
@@ -53,10 +52,6 @@ export async function readReportData(modelDir: string): Promise<ReportData> {
   const logPath = join(dirname(modelDir), 'train.jsonl');
   const log = existsSync(logPath) ? logPath : null;
   const epochs = log ? epochsOf(await readFile(log, 'utf8')) : [];
-  const patches = new Map<number, Uint8Array>();
-  for (const p of manifest.prototypes) {
-    const file = join(modelDir, prototypeImagePath(p.id));
-    if (existsSync(file)) patches.set(p.id, new Uint8Array(await readFile(file)));
-  }
+  const patches = await readPrototypeImages(modelDir, manifest);
   return { manifest, global: globalExplanation(manifest), epochs, log, patches };
 }

@@ -2,6 +2,7 @@
 // every prototype's training patch, the metrics with their definitions. No network: the chart library and
 // the pictures are inlined, so the file opens offline and can be mailed or archived as it is.
 import { encodeBase64 } from '@protopool/shared';
+import { percent } from '../util/format';
 import { escapeHtml } from '../util/html';
 import type { ReportData } from './report-data';
 
@@ -23,10 +24,8 @@ export const METRIC_DEFINITIONS: Record<string, string> = {
     'PIP-Net: prototypes with a non-zero contribution to the predicted class, on average over images.',
 };
 
-const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-
 function formatMetric(name: string, v: number): string {
-  if (name === 'accuracy') return pct(v);
+  if (name === 'accuracy') return percent(v);
   if (['consistency', 'consistencyShared', 'stability', 'purity'].includes(name)) return `${v.toFixed(1)}%`;
   return Number.isInteger(v) ? String(v) : v.toFixed(4);
 }

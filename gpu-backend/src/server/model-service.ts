@@ -1,7 +1,3 @@
-// The loaded model behind the HTTP routes: checks inputs against the manifest, batches, explains.
-
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   asModelInput,
   type ClassifyOptions,
@@ -16,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initImageCodecs } from '../data/image-node';
 import { globalExplanation } from '../explain/global';
 import { explainBatch, type HeadState, headState } from '../explain/local';
-import { loadModelDir } from '../io/model-files';
+import { loadModelDir, readPrototypeImages } from '../io/model-files';
 import type { ProtoPoolModel } from '../model/protopool';
 import { type BatcherOptions, type BatchTiming, MicroBatcher } from './batcher';
 
@@ -52,10 +48,7 @@ export class ModelService {
       await model.freeze();
       const service = new ModelService(model, manifest, dir, batching);
       service.head = await headState(model);
-      for (const f of manifest.files) {
-        const m = /^prototypes\/(\d+)\.png$/.exec(f.path);
-        if (m) service.images.set(Number(m[1]), new Uint8Array(await readFile(join(dir, f.path))));
-      }
+      for (const [id, png] of await readPrototypeImages(dir, manifest)) service.images.set(id, png);
       return service;
     } catch (err) {
       model.dispose(); // as loadModelDir: a failed (re)load leaves no tensor behind
