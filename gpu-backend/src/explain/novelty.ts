@@ -2,9 +2,11 @@
 // calibration of it on training images that every model directory carries (shared/src/novelty.ts).
 import { calibrateNovelty, type NoveltyCalibration } from '@protopool/shared';
 import * as tf from '@tensorflow/tfjs';
-import { epochBatches, type Split } from '../data/dataset';
+import type { Split } from '../data/dataset';
 import { readAhead } from '../data/streaming';
 import type { ProtoPoolModel } from '../model/protopool';
+import { chunk } from '../util/arrays';
+import { permutation } from '../util/random';
 
 /** Training images the calibration reads at most: enough for a stable 5th percentile, a few seconds to read. */
 export const CALIBRATION_IMAGES = 2000;
@@ -36,10 +38,7 @@ export async function calibrateOnSplit(
   used: readonly number[],
   batchSize: number,
 ): Promise<NoveltyCalibration> {
-  const order = epochBatches(split.size, split.size, CALIBRATION_SEED)[0]?.slice(0, CALIBRATION_IMAGES) ?? [];
-  const batches = Array.from({ length: Math.ceil(order.length / batchSize) }, (_, i) =>
-    order.slice(i * batchSize, (i + 1) * batchSize),
-  );
+  const batches = chunk(permutation(split.size, CALIBRATION_SEED).slice(0, CALIBRATION_IMAGES), batchSize);
   const cells = model.grid[0] * model.grid[1];
   const m = model.config.prototypes;
   const values: number[] = [];
