@@ -8,6 +8,7 @@ export * from './hmac';
 export * from './ids';
 export * from './invocations';
 export * from './manifest';
+export * from './models';
 export * from './novelty';
 export * from './request';
 export * from './tracing';

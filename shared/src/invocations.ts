@@ -4,6 +4,10 @@
 //   classify          explain=true&topK=3&explainTopK=false      (the options, as the query would carry them)
 //   the manifest      route=manifest
 //   prototype image   route=prototype-image&id=7
+//   the model list    route=models
+//
+// Classify, the manifest and the prototype image take &model=<name> for a model other than the default
+// (models.ts); one container serves every model, so SageMaker's own multi-model TargetModel is not used.
 //
 // each optionally followed by the request's trace (tracing.ts): &rid=<request id>&traceparent=<W3C value>,
 // and, when the backend has an HMAC secret, the signature is appended after the attributes it covers:
@@ -16,8 +20,9 @@ export const CUSTOM_ATTRIBUTES_HEADER = 'X-Amzn-SageMaker-Custom-Attributes';
 
 export type Invocation = (
   | { route: 'classify'; query: Record<string, string> }
-  | { route: 'manifest' }
-  | { route: 'prototype-image'; id: string }
+  | { route: 'manifest'; model?: string }
+  | { route: 'prototype-image'; id: string; model?: string }
+  | { route: 'models' }
 ) &
   RequestTrace;
 
@@ -33,9 +38,11 @@ export function invocationAttributes(invocation: Invocation): string {
       return query ? query + suffix : suffix.slice(1);
     }
     case 'manifest':
-      return `route=manifest${suffix}`;
+      return `route=manifest${modelParam(invocation.model)}${suffix}`;
     case 'prototype-image':
-      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}${suffix}`;
+      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}${modelParam(invocation.model)}${suffix}`;
+    case 'models':
+      return `route=models${suffix}`;
   }
 }
 
@@ -53,9 +60,17 @@ export function readInvocation(attributes: string | null | undefined): Invocatio
   };
   const route = params.get('route');
   if (route === null) return { route: 'classify', query: Object.fromEntries(params), ...trace };
-  if (route === 'manifest') return { route, ...trace };
-  if (route === 'prototype-image') return { route, id: params.get('id') ?? '', ...trace };
+  // The name is checked where it is used (parseModelQuery), as a query's would be.
+  const model = params.get('model');
+  const named = model === null ? {} : { model };
+  if (route === 'manifest') return { route, ...named, ...trace };
+  if (route === 'prototype-image') return { route, id: params.get('id') ?? '', ...named, ...trace };
+  if (route === 'models') return { route, ...trace };
   throw new ProtocolError('bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
+}
+
+function modelParam(model: string | undefined): string {
+  return model === undefined ? '' : `&model=${encodeURIComponent(model)}`;
 }
 
 /** `attributes` with the edge's signature appended. */

@@ -1,6 +1,7 @@
 // What a client may ask of /v1/classify (and the backend of /invocations).
 import { z } from 'zod';
 import { ProtocolError } from './errors';
+import { ModelQuery } from './models';
 import { TensorJson } from './wire';
 
 export const MAX_TOP_K = 20;
@@ -14,8 +15,8 @@ export const ClassifyOptions = z.object({
 });
 export type ClassifyOptions = z.infer<typeof ClassifyOptions>;
 
-/** The same options from a query string (`?explain=false&topK=5`), for binary bodies. */
-export const ClassifyQuery = z.object({
+/** The same options from a query string (`?explain=false&topK=5`), for binary bodies, and the model asked for. */
+export const ClassifyQuery = ModelQuery.extend({
   explain: z
     .enum(['true', 'false', '1', '0'])
     .transform((v) => v === 'true' || v === '1')
@@ -63,7 +64,8 @@ export function resolveOptions(
   body: Partial<ClassifyOptions>,
   query: z.output<typeof ClassifyQuery>,
 ): ClassifyOptions {
-  const given = Object.entries(query).filter(([, v]) => v !== undefined);
+  const { model: _routing, ...asked } = query;
+  const given = Object.entries(asked).filter(([, v]) => v !== undefined);
   return ClassifyOptions.parse({ ...body, ...Object.fromEntries(given) });
 }
 

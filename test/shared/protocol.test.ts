@@ -61,10 +61,19 @@ describe('SageMaker CustomAttributes', () => {
     expect(invocationAttributes({ route: 'classify', query: { topK: '5', explain: 'false' } })).toBe(
       'topK=5&explain=false',
     );
+    expect(invocationAttributes({ route: 'models' })).toBe('route=models');
+    expect(invocationAttributes({ route: 'manifest', model: 'parts' })).toBe('route=manifest&model=parts');
+    expect(invocationAttributes({ route: 'prototype-image', id: '7', model: 'fashion-mnist' })).toBe(
+      'route=prototype-image&id=7&model=fashion-mnist',
+    );
     for (const inv of [
       { route: 'manifest' },
+      { route: 'manifest', model: 'parts' },
       { route: 'prototype-image', id: '7' },
+      { route: 'prototype-image', id: '7', model: 'parts' },
+      { route: 'models' },
       { route: 'classify', query: { topK: '5', explain: 'false' } },
+      { route: 'classify', query: { topK: '5', model: 'parts' } },
     ] as const)
       expect(readInvocation(invocationAttributes(inv))).toEqual(inv);
     expect(readInvocation(undefined)).toEqual({ route: 'classify', query: {} });
