@@ -1,6 +1,7 @@
 // The pieces of the edge↔backend protocol both tiers call: options from body and query, and the SageMaker
 // CustomAttributes scheme (routes, options and the HMAC signature in one header).
 import {
+  type Invocation,
   invocationAttributes,
   optionsQuery,
   ProtocolError,
@@ -66,7 +67,7 @@ describe('SageMaker CustomAttributes', () => {
     expect(invocationAttributes({ route: 'prototype-image', id: '7', model: 'fashion-mnist' })).toBe(
       'route=prototype-image&id=7&model=fashion-mnist',
     );
-    for (const inv of [
+    const routes: Invocation[] = [
       { route: 'manifest' },
       { route: 'manifest', model: 'parts' },
       { route: 'prototype-image', id: '7' },
@@ -74,8 +75,8 @@ describe('SageMaker CustomAttributes', () => {
       { route: 'models' },
       { route: 'classify', query: { topK: '5', explain: 'false' } },
       { route: 'classify', query: { topK: '5', model: 'parts' } },
-    ] as const)
-      expect(readInvocation(invocationAttributes(inv))).toEqual(inv);
+    ];
+    for (const inv of routes) expect(readInvocation(invocationAttributes(inv))).toEqual(inv);
     expect(readInvocation(undefined)).toEqual({ route: 'classify', query: {} });
     expect(() => readInvocation('route=shell')).toThrow('unknown route "shell" in custom attributes');
   });
