@@ -15,6 +15,7 @@ import {
 } from '@protopool/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../gpu-backend/src/server/app';
+import { oneModel } from '../../gpu-backend/src/server/model-catalog';
 import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/backend-process';
 import { seededArray } from '../helpers/random';
 
@@ -177,7 +178,7 @@ describe('GET /metrics', () => {
 
   it('answers 404 (unsigned) when turned off', async () => {
     const app = createApp({
-      service: () => undefined,
+      models: oneModel('tiny', () => undefined),
       engine: 'test',
       secret: SECRET,
       maxBodyBytes: 1024,
@@ -189,7 +190,7 @@ describe('GET /metrics', () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { code: 'not_found' } });
     const on = createApp({
-      ...{ service: () => undefined, engine: 'test', secret: SECRET },
+      ...{ models: oneModel('tiny', () => undefined), engine: 'test', secret: SECRET },
       maxBodyBytes: 1024,
       retryAfterSeconds: 1,
       log: () => {},
@@ -225,6 +226,8 @@ describe('request ids and log lines', () => {
         event: 'request',
         id: 'edge-req.42',
         route: '/invocations',
+        // The default model, served under its directory's name (trainTinyModel's <out>/model).
+        model: 'model',
         status: 200,
         ms: expect.any(Number),
         queueMs: expect.any(Number),

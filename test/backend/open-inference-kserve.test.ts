@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
+import { oneModel } from '../../gpu-backend/src/server/model-catalog';
 import { isOpenInferenceProbe, openInferenceRoutes } from '../../gpu-backend/src/server/open-inference';
 
 const MANIFEST = 'gpu-backend/deploy/kserve/inference-service.yaml';
@@ -109,7 +110,7 @@ describe(MANIFEST, () => {
       path: '/v2/health/ready',
       port: container.ports[0]!.containerPort,
     });
-    const loading = openInferenceRoutes({ service: () => undefined, engine: 'wasm' });
+    const loading = openInferenceRoutes({ models: oneModel('model', () => undefined), engine: 'wasm' });
     for (const [probe, status] of [
       [livenessProbe, 200],
       [readinessProbe, 400],

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Explanation, encodeFrame, explanationId, TENSOR_MEDIA_TYPE, tensor } from '@protopool/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../gpu-backend/src/server/app';
+import { oneModel } from '../../gpu-backend/src/server/model-catalog';
 import { ModelService } from '../../gpu-backend/src/server/model-service';
 import { trainTinyModel } from '../helpers/backend-process';
 import { seededArray } from '../helpers/random';
@@ -22,7 +23,7 @@ const CLASSES = 10;
 /** The backend's app as serve.ts makes it (the /v2 routes mounted), unsigned: auth is the process test's. */
 function backendApp() {
   return createApp({
-    service: () => (loaded ? service : undefined),
+    models: oneModel('tiny', () => (loaded ? service : undefined)),
     engine: 'wasm',
     secret: undefined,
     maxBodyBytes: 8 * 1024 * 1024,

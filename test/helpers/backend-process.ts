@@ -1,4 +1,4 @@
-// Starts the real `protopool serve` process on a free loopback port and waits for it to be ready.
+// Starts the real `protopool serve` process on a free loopback port and waits until every model is loaded.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -43,7 +43,8 @@ export async function startBackend(
     const onData = (chunk: Buffer) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
         logs.push(line);
-        if (line.includes('"model_loaded"')) resolve();
+        // Every model in, not the first of several: a test may ask for any of them at once.
+        if (line.includes('"models_ready"')) resolve();
       }
     };
     child.stdout!.on('data', onData);

@@ -27,6 +27,7 @@ import { addDeployCommands } from './deploy';
 import { EXIT_FAILURE, EXIT_USAGE, modelDir, UsageError } from './errors';
 import { addExplainCommands } from './explain';
 import { trainReporter } from './progress';
+import { collectModel, defaultModelOf, servedModels } from './serve-models';
 
 /** Every kind of data spec (data/specs.ts has the options). */
 const DATA_HELP =
@@ -339,8 +340,16 @@ export function program(): Command {
       'serve a model over HTTP (SageMaker container contract: GET /ping, POST /invocations; and /v1)',
     )
     .option(
-      '--model <dir>',
-      'model directory (default: $SM_MODEL_DIR or /opt/ml/model); SIGHUP reloads it, e.g. after repointing a symlink',
+      '--model <[name=]dir>',
+      "a model directory, served under name (default: the directory's name); repeat to serve several. A directory " +
+        'of model directories serves each under its own name. Default: $SM_MODEL_DIR or /opt/ml/model. SIGHUP ' +
+        'reloads every model that changed, e.g. after repointing a symlink',
+      collectModel,
+      [],
+    )
+    .option(
+      '--default-model <name>',
+      'the model answering requests that name none (default: the first --model)',
     )
     .option('--port <n>', 'port', nonNegativeInt, Number(process.env.SAGEMAKER_BIND_TO_PORT ?? 8080))
     .option('--host <addr>', 'address to listen on', '0.0.0.0')
@@ -357,14 +366,15 @@ export function program(): Command {
           'PROTOPOOL_HMAC_SECRET is not set: refusing to serve unsigned requests (add --insecure for local experiments)',
         );
       }
-      const given: string = o.model ?? process.env.SM_MODEL_DIR ?? '/opt/ml/model';
-      const dir = await modelDir(given);
+      const asked: string[] = o.model.length ? o.model : [process.env.SM_MODEL_DIR ?? '/opt/ml/model'];
+      const models = await servedModels(asked);
+      const defaultModel = defaultModelOf(models, o.defaultModel);
       const log = (e: Record<string, unknown>) =>
         process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`);
       const server = await startServer({
-        modelDir: dir,
         // Re-resolved at each reload: the operator repoints --model (a symlink), then sends SIGHUP.
-        locateModel: () => modelDir(given),
+        models: models.map((m) => ({ name: m.name, locate: () => modelDir(m.given) })),
+        defaultModel,
         port: o.port,
         host: o.host,
         secret: o.insecure ? undefined : secret,
@@ -389,7 +399,7 @@ export function program(): Command {
       } catch (err) {
         process.off('SIGHUP', onHangup);
         await server.close();
-        throw new Error(`cannot load the model in ${dir}: ${(err as Error).message}`);
+        throw new Error(`cannot load ${(err as Error).message}`);
       }
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {

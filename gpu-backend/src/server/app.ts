@@ -7,14 +7,18 @@ import {
   Explanation,
   HTTP_STATUS,
   hasSignedAttributes,
+  ModelList,
+  modelSummary,
   ProtocolError,
   parseClassifyBody,
   parseClassifyQuery,
+  parseModelQuery,
   readInvocation,
   resolveOptions,
   SIGNATURE_HEADER,
   TensorFormatError,
   TIMESTAMP_HEADER,
+  unknownModel,
   verifyAttributes,
   verifyRequest,
 } from '@protopool/shared';
@@ -22,13 +26,14 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { QueueFullError } from './batcher';
 import { BackendMetrics } from './metrics';
+import { allLoaded, type ServedModels } from './model-catalog';
 import type { ModelService } from './model-service';
 import { isOpenInferenceProbe, openInferenceRoutes } from './open-inference';
 import { type RequestVars, requestLog } from './request-log';
 
 export interface AppOptions {
-  /** The loaded model, or undefined while it loads (/ping answers 503). */
-  service: () => ModelService | undefined;
+  /** The models served, each under its name; /ping answers 503 until every one is loaded. */
+  models: ServedModels;
   engine: string;
   /** HMAC secret; undefined only when the operator chose --insecure. */
   secret: string | undefined;
@@ -48,8 +53,9 @@ function fail(c: Context, code: ErrorCode, message: string, details?: unknown) {
 
 export function createApp(o: AppOptions): Hono<Env> {
   const app = new Hono<Env>();
-  const metrics = o.metrics === false ? undefined : new BackendMetrics(o.service, o.engine);
-  app.use('*', requestLog({ service: o.service, metrics, log: o.log }));
+  const { models } = o;
+  const metrics = o.metrics === false ? undefined : new BackendMetrics(models, o.engine);
+  app.use('*', requestLog({ models, metrics, log: o.log }));
 
   // Unsigned, as /ping: registered before the HMAC check, and a scraper holds no secret.
   app.get('/metrics', async (c) => {
@@ -57,15 +63,18 @@ export function createApp(o: AppOptions): Hono<Env> {
     return c.body(await metrics.render(), 200, { 'content-type': metrics.registry.contentType });
   });
 
+  // Ready only once every model is in: a client may ask for any of them. `model` stays the default's version.
   app.get('/ping', (c) => {
-    const s = o.service();
+    const s = models.service(models.defaultName);
+    const ready = allLoaded(models);
     const body = {
-      status: s ? 'ok' : 'loading',
+      status: ready ? 'ok' : 'loading',
       engine: o.engine,
       model: s?.manifest.version ?? null,
+      models: Object.fromEntries(models.names.map((n) => [n, models.service(n)?.manifest.version ?? null])),
       ...s?.stats(),
     };
-    return c.json(body, s ? 200 : 503);
+    return c.json(body, ready ? 200 : 503);
   });
 
   // Everything but /ping and /metrics: size limit, then the HMAC check on the exact bytes received (not for
@@ -103,20 +112,38 @@ export function createApp(o: AppOptions): Hono<Env> {
     await next();
   });
 
-  const ready = () => {
-    const s = o.service();
-    if (!s) throw new ProtocolError('backend_unavailable', 'model is still loading; retry shortly');
+  /** The model a request names (checked: 400 for a bad name, 404 for one not served), else the default. */
+  const pick = (c: Context<Env>, asked: string | undefined): ModelService => {
+    const name = parseModelQuery({ model: asked }) ?? models.defaultName;
+    c.set('model', name); // for the request's log line
+    if (!models.names.includes(name)) throw unknownModel(name, models.names);
+    const s = models.service(name);
+    if (!s) throw new ProtocolError('backend_unavailable', `model "${name}" is still loading; retry shortly`);
     return s;
+  };
+  const named = (c: Context<Env>) => pick(c, c.req.query('model'));
+
+  /** GET /v1/models and route=models: checked like an explanation, as nothing leaves unchecked. */
+  const modelList = (): ModelList => {
+    if (!allLoaded(models))
+      throw new ProtocolError('backend_unavailable', 'models are still loading; retry shortly');
+    return ModelList.parse({
+      default: models.defaultName,
+      models: models.names.map((n) => modelSummary(n, models.service(n)!.manifest)),
+    });
   };
 
   const classify = async (c: Context<Env>) => {
-    const s = ready();
-    // Behind SageMaker only /invocations is reachable and query strings are dropped: options and the
-    // other routes arrive in the CustomAttributes header instead (shared/src/invocations.ts).
+    // Behind SageMaker only /invocations is reachable and query strings are dropped: options, the model and
+    // the other routes arrive in the CustomAttributes header instead (shared/src/invocations.ts).
     const invocation = readInvocation(c.req.header(CUSTOM_ATTRIBUTES_HEADER));
-    if (invocation.route === 'manifest') return c.json(s.manifest);
-    if (invocation.route === 'prototype-image') return prototypeImage(c, s, invocation.id);
+    if (invocation.route === 'models') return c.json(modelList());
+    if (invocation.route === 'manifest')
+      return c.json(pick(c, c.req.query('model') ?? invocation.model).manifest);
+    if (invocation.route === 'prototype-image')
+      return prototypeImage(c, pick(c, c.req.query('model') ?? invocation.model), invocation.id);
     const query = parseClassifyQuery({ ...invocation.query, ...c.req.query() });
+    const s = pick(c, query.model);
     const { tensor, options } = await parseClassifyBody(c.req.header('content-type'), c.get('body'), {
       input: s.manifest.input,
       decodeImage: (bytes) => s.imageInput(bytes),
@@ -129,10 +156,11 @@ export function createApp(o: AppOptions): Hono<Env> {
   app.post('/invocations', classify);
   app.post('/v1/explain', classify);
 
-  app.get('/v1/model', (c) => c.json(ready().manifest));
-  app.get('/v1/prototypes', (c) => c.json(ready().global));
+  app.get('/v1/models', (c) => c.json(modelList()));
+  app.get('/v1/model', (c) => c.json(named(c).manifest));
+  app.get('/v1/prototypes', (c) => c.json(named(c).global));
   app.get('/v1/prototypes/:id', (c) => {
-    const s = ready();
+    const s = named(c);
     const id = c.req.param('id');
     const p = /^\d{1,6}$/.test(id) ? s.global.prototypes.find((q) => q.id === Number(id)) : undefined;
     if (!p)
@@ -153,12 +181,12 @@ export function createApp(o: AppOptions): Hono<Env> {
       'cache-control': 'public, max-age=31536000, immutable',
     });
   };
-  app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, ready(), c.req.param('id')));
+  app.get('/v1/prototypes/:id/image', (c) => prototypeImage(c, named(c), c.req.param('id')));
 
   app.route(
     '/',
     openInferenceRoutes({
-      service: o.service,
+      models,
       engine: o.engine,
       retryAfterSeconds: o.retryAfterSeconds,
       log: o.log,

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BatchRun } from './batcher';
+import type { ServedModels } from './model-catalog';
 import type { ModelService } from './model-service';
 
 // Latency buckets in seconds: a tiny model answers in ~1 ms, a large one on CPU in seconds.
@@ -18,7 +19,8 @@ export class BackendMetrics {
   private readonly batchSize: Histogram;
   private readonly inFlight: Gauge;
 
-  constructor(service: () => ModelService | undefined, engine: string) {
+  constructor(models: ServedModels, engine: string) {
+    const services = () => models.names.flatMap((n) => models.service(n) ?? []);
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'protopool_requests_total',
@@ -59,10 +61,10 @@ export class BackendMetrics {
     // The rest are read when scraped, so they are never stale and cost nothing between scrapes.
     new Gauge({
       name: 'protopool_queue_depth',
-      help: 'Classifications queued or running (what --max-queue limits)',
+      help: 'Classifications queued or running, over every served model (--max-queue limits each model)',
       registers,
       collect() {
-        this.set(service()?.batcher.depth ?? 0);
+        this.set(services().reduce((sum, s) => sum + s.batcher.depth, 0));
       },
     });
     new Gauge({
@@ -75,13 +77,15 @@ export class BackendMetrics {
     });
     new Gauge({
       name: 'protopool_model_info',
-      help: 'The served model version and engine as labels (value 1; absent while the model loads)',
-      labelNames: ['version', 'engine'],
+      help: 'One series per served model: its name, version and the engine as labels (value 1; absent while it loads)',
+      labelNames: ['name', 'version', 'engine'],
       registers,
       collect() {
         this.reset();
-        const s = service();
-        if (s) this.set({ version: s.manifest.version, engine }, 1);
+        for (const name of models.names) {
+          const s = models.service(name);
+          if (s) this.set({ name, version: s.manifest.version, engine }, 1);
+        }
       },
     });
     // Process memory, CPU, event-loop lag and GC, under prom-client's standard names.

@@ -7,6 +7,8 @@ import type { BatcherOptions } from './batcher';
 import { ModelService } from './model-service';
 
 export interface ModelRegistryOptions {
+  /** The name the model is served under, put on every log line (a backend may serve several). */
+  name?: string;
   /** Where the model is now. Asked again on every reload, so a repointed symlink is followed. */
   locate: () => Promise<string>;
   batching: BatcherOptions;
@@ -29,7 +31,12 @@ export class ModelRegistry {
   private closed = false;
   private readonly retiring = new Set<Promise<void>>();
 
-  constructor(private readonly o: ModelRegistryOptions) {}
+  private readonly log: (event: Record<string, unknown>) => void;
+
+  constructor(private readonly o: ModelRegistryOptions) {
+    const named = o.name === undefined ? {} : { name: o.name };
+    this.log = (e) => o.log({ ...e, ...named });
+  }
 
   /** The model new requests use; undefined only before the first load. */
   get service(): ModelService | undefined {
@@ -63,7 +70,7 @@ export class ModelRegistry {
     try {
       const service = await first;
       this.current = { service, inFlight: 0 };
-      this.o.log({
+      this.log({
         event: 'model_loaded',
         dir: service.dir,
         version: service.manifest.version,
@@ -109,19 +116,19 @@ export class ModelRegistry {
       dir = await this.locate();
       // SIGHUP with nothing changed must not load a second copy of the model being served.
       if ((await readManifest(dir)).version === from) {
-        this.o.log({ event: 'model_unchanged', dir, version: from });
+        this.log({ event: 'model_unchanged', dir, version: from });
         return;
       }
-      this.o.log({ event: 'model_loading', dir, serving: from });
+      this.log({ event: 'model_loading', dir, serving: from });
       const service = await ModelService.load(dir, this.o.batching);
       if (this.again || this.closed) {
         // Superseded while it loaded: never serve a model the operator has already moved past.
         service.dispose();
-        this.o.log({ event: 'model_switch_superseded', dir, version: service.manifest.version });
+        this.log({ event: 'model_switch_superseded', dir, version: service.manifest.version });
         return;
       }
       this.current = { service, inFlight: 0 };
-      this.o.log({
+      this.log({
         event: 'model_switch',
         from,
         to: service.manifest.version,
@@ -130,7 +137,7 @@ export class ModelRegistry {
       });
       this.retire(old);
     } catch (err) {
-      this.o.log({ event: 'model_switch_failed', dir, error: (err as Error).message, serving: from });
+      this.log({ event: 'model_switch_failed', dir, error: (err as Error).message, serving: from });
     }
   }
 
@@ -151,13 +158,13 @@ export class ModelRegistry {
       .then(() => g.service.batcher.drain())
       .then(() => {
         g.service.dispose();
-        this.o.log({
+        this.log({
           event: 'model_retired',
           version: g.service.manifest.version,
           tensors: tf.memory().numTensors,
         });
       })
-      .catch((err) => this.o.log({ event: 'model_retire_failed', error: (err as Error).message }));
+      .catch((err) => this.log({ event: 'model_retire_failed', error: (err as Error).message }));
     this.retiring.add(done);
     void done.finally(() => this.retiring.delete(done));
   }

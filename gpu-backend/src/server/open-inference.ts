@@ -13,9 +13,13 @@ import {
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { QueueFullError } from './batcher';
+import { allLoaded, type ServedModels } from './model-catalog';
 import type { ModelService } from './model-service';
 
-/** One name whatever model is loaded, so clients and KServe routes survive a model swap; the version changes. */
+/**
+ * The default model's alias beside every served model's own name: one name whatever model is loaded, so
+ * clients and KServe routes survive a model swap (the version changes) and a second model being added.
+ */
 export const MODEL_NAME = 'protopool';
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAMES = ['logits', 'probabilities', 'explanation'] as const;
@@ -77,8 +81,8 @@ export const ModelMetadata = z.object({
 export type ModelMetadata = z.infer<typeof ModelMetadata>;
 
 export interface OpenInferenceOptions {
-  /** The loaded model, or undefined while it loads (the ready routes answer false). */
-  service: () => ModelService | undefined;
+  /** The models served (each is `/v2/models/<name>`; `protopool` is the default's alias). */
+  models: ServedModels;
   engine: string;
   /** Seconds a client should wait before retrying when the queue is full. */
   retryAfterSeconds?: number;
@@ -98,11 +102,11 @@ function oipError(c: Context, status: number, message: string) {
   return c.json({ error: message }, status as 400);
 }
 
-export function modelMetadata(s: ModelService): ModelMetadata {
+export function modelMetadata(s: ModelService, name: string = MODEL_NAME): ModelMetadata {
   const [h, w, ch] = s.inputShape;
   const classes = s.manifest.classes.length;
   return {
-    name: MODEL_NAME,
+    name,
     versions: [s.manifest.version],
     platform: PLATFORM,
     // -1: the batch dimension varies ("Variable-size dimensions are specified as -1").
@@ -190,7 +194,7 @@ function readOptions(parameters: Record<string, unknown> | undefined): ClassifyO
   return parsed.data;
 }
 
-async function infer(s: ModelService, request: InferenceRequest): Promise<InferenceResponse> {
+async function infer(s: ModelService, name: string, request: InferenceRequest): Promise<InferenceResponse> {
   const images = readInputs(request, s);
   const wanted = requestedOutputs(request);
   const options = readOptions(request.parameters);
@@ -237,7 +241,7 @@ async function infer(s: ModelService, request: InferenceRequest): Promise<Infere
     }),
   };
   return {
-    model_name: MODEL_NAME,
+    model_name: name,
     model_version: s.manifest.version,
     ...(request.id !== undefined && { id: request.id }),
     outputs: wanted.map((name) => build[name]()),
@@ -252,24 +256,32 @@ export function openInferenceRoutes(o: OpenInferenceOptions): Hono {
   // Liveness: the process answers (a loading model is not a reason to restart it).
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   // "A 200 status code indicates true and a 4xx status code indicates false" (Health); 4xx also fails a probe.
+  // The server is ready once every model is: each may be asked for.
   app.get('/v2/health/ready', (c) => {
-    const ready = o.service() !== undefined;
+    const ready = allLoaded(o.models);
     return c.json({ ready }, ready ? 200 : 400);
   });
 
-  /** The loaded model, if `name` (and `version`, when given) is it; otherwise the error the protocol wants. */
+  const { models } = o;
+  /** The served name `name` stands for: itself, or the default model for the alias (a model may be named it). */
+  const servedName = (name: string): string | undefined =>
+    models.names.includes(name) ? name : name === MODEL_NAME ? models.defaultName : undefined;
+  const known = () => [MODEL_NAME, ...models.names.filter((n) => n !== MODEL_NAME)].map((n) => `"${n}"`);
+
+  /** The model `name` (and `version`, when given) names; otherwise the error the protocol wants. */
   const model = (c: Context): ModelService | Response => {
     const name = c.req.param('name') ?? '';
     const version = c.req.param('version');
-    const s = o.service();
-    if (name !== MODEL_NAME)
-      return oipError(c, 404, `unknown model "${name.slice(0, 40)}"; this server has "${MODEL_NAME}"`);
-    if (!s) return oipError(c, 503, `model "${MODEL_NAME}" is still loading; retry shortly`);
+    const served = servedName(name);
+    if (served === undefined)
+      return oipError(c, 404, `unknown model "${name.slice(0, 40)}"; this server has ${known().join(', ')}`);
+    const s = models.service(served);
+    if (!s) return oipError(c, 503, `model "${name}" is still loading; retry shortly`);
     if (version !== undefined && version !== s.manifest.version)
       return oipError(
         c,
         404,
-        `unknown version "${version.slice(0, 64)}" of "${MODEL_NAME}"; loaded: ${s.manifest.version}`,
+        `unknown version "${version.slice(0, 64)}" of "${name}"; loaded: ${s.manifest.version}`,
       );
     return s;
   };
@@ -277,14 +289,15 @@ export function openInferenceRoutes(o: OpenInferenceOptions): Hono {
   for (const base of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
     app.get(base, (c) => {
       const s = model(c);
-      return s instanceof Response ? s : c.json(modelMetadata(s));
+      return s instanceof Response ? s : c.json(modelMetadata(s, c.req.param('name')));
     });
     app.get(`${base}/ready`, (c) => {
       // A model still loading is "false" (400 with the readiness body), not an unknown model.
-      if (c.req.param('name') === MODEL_NAME && !o.service())
-        return c.json({ name: MODEL_NAME, ready: false }, 400);
+      const name = c.req.param('name') ?? '';
+      const served = servedName(name);
+      if (served !== undefined && !models.service(served)) return c.json({ name, ready: false }, 400);
       const s = model(c);
-      return s instanceof Response ? s : c.json({ name: MODEL_NAME, ready: true });
+      return s instanceof Response ? s : c.json({ name, ready: true });
     });
     app.post(`${base}/infer`, async (c) => {
       const s = model(c);
@@ -298,7 +311,7 @@ export function openInferenceRoutes(o: OpenInferenceOptions): Hono {
       const parsed = InferenceRequest.safeParse(body);
       if (!parsed.success)
         return oipError(c, 400, `invalid inference request: ${zodIssueLines(parsed.error).join('; ')}`);
-      return c.json(await infer(s, parsed.data));
+      return c.json(await infer(s, c.req.param('name') ?? MODEL_NAME, parsed.data));
     });
   }
 

@@ -11,16 +11,18 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import type { BatchTiming } from './batcher';
 import type { BackendMetrics } from './metrics';
-import type { ModelService } from './model-service';
+import type { ServedModels } from './model-catalog';
 
 export type RequestVars = {
   requestId: string;
   /** The request's share of its batch, when it was classified. */
   timing: BatchTiming | undefined;
+  /** The name of the model the request used (the one it named, or the default), once the route chose it. */
+  model: string | undefined;
 };
 
 export interface RequestLogOptions {
-  service: () => ModelService | undefined;
+  models: ServedModels;
   metrics: BackendMetrics | undefined;
   log: (event: Record<string, unknown>) => void;
 }
@@ -55,8 +57,10 @@ export function requestLog(o: RequestLogOptions): MiddlewareHandler<{ Variables:
     const started = performance.now();
     const { requestId, traceparent } = traceOf(c);
     c.set('requestId', requestId);
-    const s = o.service();
-    if (s) o.metrics?.watch(s);
+    for (const name of o.models.names) {
+      const s = o.models.service(name);
+      if (s) o.metrics?.watch(s);
+    }
     const done = o.metrics?.begin();
     try {
       await next();
@@ -69,10 +73,12 @@ export function requestLog(o: RequestLogOptions): MiddlewareHandler<{ Variables:
     o.metrics?.request(route, c.res.status, ms);
     if (QUIET.has(route) || PROBE.test(c.req.path)) return;
     const t = c.get('timing');
+    const model = c.get('model');
     o.log({
       event: 'request',
       id: requestId,
       route,
+      ...(model !== undefined && { model }),
       status: c.res.status,
       ms: round(ms),
       ...(t && { queueMs: round(t.queueMs), inferMs: round(t.runMs), batchSize: t.batchSize }),

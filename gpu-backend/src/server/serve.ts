@@ -1,16 +1,16 @@
-// Runs the backend: HTTP up at once (ping 503 while the model loads), reload() switches models without a
+// Runs the backend: HTTP up at once (ping 503 while the models load), reload() switches models without a
 // gap, SIGTERM drains in-flight work.
 import { type ServerType, serve } from '@hono/node-server';
 import { engineSummary, initEngine } from '../engine';
 import { createApp } from './app';
 import type { BatcherOptions } from './batcher';
-import { ModelRegistry } from './model-registry';
-import type { ModelService } from './model-service';
+import { type CatalogModel, ModelCatalog } from './model-catalog';
 
 export interface ServeOptions {
-  modelDir: string;
-  /** Where the model is at a reload (default: modelDir); the CLI re-resolves --model, which may be a symlink. */
-  locateModel?: () => Promise<string>;
+  /** The models to serve, each under its name; the CLI's `locate` re-resolves --model (maybe a symlink). */
+  models: CatalogModel[];
+  /** The model answering requests that name none (default: the first). */
+  defaultModel?: string;
   port: number;
   host: string;
   secret: string | undefined;
@@ -24,24 +24,26 @@ export interface ServeOptions {
 
 export interface RunningServer {
   port: number;
-  /** Stops accepting, finishes queued and running requests, frees the model. */
+  /** Stops accepting, finishes queued and running requests, frees the models. */
   close(): Promise<void>;
-  ready: Promise<ModelService>;
-  /** Loads the model where it is now and switches to it once ready; a failure keeps the current one. */
+  /** Resolves once every model is loaded; rejects (naming the model) when one cannot be. */
+  ready: Promise<ModelCatalog>;
+  /** Loads each model where it is now and switches to the ones that changed; a failure keeps the current one. */
   reload(): Promise<void>;
 }
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const engine = await initEngine(o.engine);
-  const models = new ModelRegistry({
-    locate: o.locateModel ?? (async () => o.modelDir),
+  const models = new ModelCatalog({
+    models: o.models,
+    ...(o.defaultModel === undefined ? {} : { defaultModel: o.defaultModel }),
     batching: o.batching,
     log: o.log,
   });
   let inFlight = 0;
   let drained: (() => void) | undefined;
   const app = createApp({
-    service: () => models.service,
+    models,
     engine: engineSummary(engine),
     secret: o.secret,
     maxBodyBytes: o.maxBodyBytes,
@@ -54,7 +56,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       {
         fetch: async (req) => {
           inFlight++;
-          // Holds the model current at arrival until the response is built: a switch frees it only after.
+          // Holds the models current at arrival until the response is built: a switch frees one only after.
           const leave = models.enter();
           try {
             return await app.fetch(req);
@@ -81,8 +83,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     auth: o.secret ? 'hmac' : 'insecure',
   });
 
-  const ready = models.start();
-  ready.catch((err) => o.log({ event: 'model_load_failed', dir: o.modelDir, error: (err as Error).message }));
+  const ready = models.start().then(() => models);
+  ready.catch((err) => o.log({ event: 'model_load_failed', error: (err as Error).message }));
 
   return {
     port,
@@ -91,7 +93,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
-      await models.service?.batcher.drain();
+      await models.drain();
       // Keep-alive sockets with no request in flight would hold close() open forever.
       (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       await closed;
