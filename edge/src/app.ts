@@ -5,6 +5,7 @@ import {
   ProtocolError,
   parseClassifyBody,
   parseClassifyQuery,
+  parseModelQuery,
   resolveOptions,
 } from '@protopool/shared';
 import { Hono } from 'hono';
@@ -14,7 +15,14 @@ import { classifyThroughCache } from './classify';
 import { demoPage } from './demo/page';
 import { fail } from './errors';
 import { decodeToInput } from './image';
-import { type AppEnv, type BackendFactory, isolateContext, manifestOf, requireApiKey } from './isolate';
+import {
+  type AppEnv,
+  type BackendFactory,
+  isolateContext,
+  manifestOf,
+  modelListOf,
+  requireApiKey,
+} from './isolate';
 import { docsPage, openApiDocument } from './openapi';
 import { tracing } from './tracing';
 import { view } from './views';
@@ -40,8 +48,10 @@ export function createApp(deps: EdgeDeps = {}) {
   );
 
   app.post('/v1/classify', async (c) => {
+    // A bad model name is a 400 here, before any backend call; an unknown one is the backend's 404.
     const query = parseClassifyQuery(c.req.query());
-    const manifest = await manifestOf(c);
+    const { model } = query;
+    const manifest = await manifestOf(c, model);
     const body = await parseClassifyBody(
       c.req.header('content-type'),
       new Uint8Array(await c.req.arrayBuffer()),
@@ -52,8 +62,9 @@ export function createApp(deps: EdgeDeps = {}) {
       {
         backend: c.get('backend'),
         cache: c.get('cache'),
+        model,
         manifest,
-        staleManifest: () => c.get('isolate').manifests.invalidate(),
+        staleManifest: () => c.get('isolate').manifests.invalidate(model),
         background: (p) => c.executionCtx.waitUntil(p),
         ttlSeconds: cfg.CACHE_TTL_SECONDS,
         trace: c.get('trace'),
@@ -91,21 +102,29 @@ export function createApp(deps: EdgeDeps = {}) {
     return c.json(view(hit as Explanation, options));
   });
 
-  app.get('/v1/model', async (c) => {
+  app.get('/v1/models', async (c) => {
+    const list = await modelListOf(c);
     c.header('Cache-Control', 'public, max-age=60');
-    return c.json(await manifestOf(c));
+    return c.json(list);
+  });
+
+  app.get('/v1/model', async (c) => {
+    const manifest = await manifestOf(c, parseModelQuery(c.req.query()));
+    c.header('Cache-Control', 'public, max-age=60');
+    return c.json(manifest);
   });
 
   app.get('/v1/prototypes/:id/image', async (c) => {
     const id = c.req.param('id');
     if (!/^\d{1,6}$/.test(id)) return fail(c, 'bad_request', 'prototype ids are non-negative integers');
-    const manifest = await manifestOf(c);
+    const model = parseModelQuery(c.req.query());
+    const manifest = await manifestOf(c, model);
     if (!manifest.prototypes.some((p) => p.id === Number(id))) {
       return fail(c, 'not_found', `no prototype ${id} in model ${manifest.version.slice(0, 12)}`);
     }
-    const png = await c.get('backend').prototypeImage(Number(id), c.get('trace'));
+    const png = await c.get('backend').prototypeImage(Number(id), c.get('trace'), model);
     if (!png) return fail(c, 'not_found', `the backend has no image for prototype ${id}`);
-    // Versioned URLs (?v=<model version>) never change; others may after a model update.
+    // Versioned URLs (?v=<that model's version>) never change; others may after a model update.
     const immutable = c.req.query('v') === manifest.version;
     return c.body(png as unknown as ArrayBuffer, 200, {
       'content-type': 'image/png',

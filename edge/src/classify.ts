@@ -1,10 +1,12 @@
 // A classification through the explanation cache: one canonical explanation per content id, computed by the
-// backend on a miss and stored under the manifest's version, and the view of it the client asked for.
+// backend on a miss and stored under the manifest's version, and the view of it the client asked for. Each
+// model's explanations live under its own version, so models never share an entry.
 import {
   type ClassifyOptions,
   type Explanation,
   explanationId,
   type ModelManifest,
+  type ModelName,
   type RequestTrace,
   type WireTensor,
 } from '@protopool/shared';
@@ -15,8 +17,10 @@ import { CANONICAL, needsBypass, view } from './views';
 export interface ClassifyDeps {
   backend: Backend;
   cache: LayeredCache;
+  /** The model asked for (undefined: the backend's default) and its manifest. */
+  model?: ModelName | undefined;
   manifest: ModelManifest;
-  /** The backend answered for another model version: the manifest in hand is stale. */
+  /** The backend answered for another version of the model: the manifest in hand is stale. */
   staleManifest(): void;
   /** Where the cache write runs (ctx.waitUntil): the response never waits for it. */
   background(p: Promise<unknown>): void;
@@ -41,7 +45,7 @@ export async function classifyThroughCache(
 ): Promise<Classified> {
   if (needsBypass(options)) {
     const started = Date.now();
-    const explanation = await d.backend.explain(tensor, options, d.trace);
+    const explanation = await d.backend.explain(tensor, options, d.trace, d.model);
     return { explanation, cache: 'BYPASS', layer: null, timings: { backend: Date.now() - started } };
   }
   const id = await explanationId(d.manifest.version, tensor);
@@ -51,7 +55,7 @@ export async function classifyThroughCache(
   if (hit)
     return { explanation: view(hit, options), cache: 'HIT', layer: d.cache.lastHitLayer, timings: { cache } };
   const backendStart = Date.now();
-  const fresh = await d.backend.explain(tensor, CANONICAL, d.trace);
+  const fresh = await d.backend.explain(tensor, CANONICAL, d.trace, d.model);
   const backend = Date.now() - backendStart;
   // Never store under the old version's id: the backend changed model since the manifest was read.
   if (fresh.modelVersion !== d.manifest.version) d.staleManifest();

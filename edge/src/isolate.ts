@@ -1,5 +1,7 @@
-// What one isolate keeps across requests (config, rate limits, the manifest, the memory cache, counters) and
+// What one isolate keeps across requests (config, rate limits, the manifests and model list, the memory
+// cache, counters) and
 // what it hands each request (its backend transport and layered cache), as the request context's variables.
+import { type ModelList, type ModelName, ProtocolError } from '@protopool/shared';
 import type { Context, MiddlewareHandler } from 'hono';
 import { RateLimiter, verifyApiKey } from './auth';
 import { CacheApiCache } from './cache/cache-api';
@@ -10,6 +12,7 @@ import { MemoryCache } from './cache/memory';
 import { CacheStats } from './cache/stats';
 import { type EdgeConfig, type Env, loadConfig } from './env';
 import { fail } from './errors';
+import { Kept } from './kept';
 import { ManifestCache } from './manifest-cache';
 import type { Outcome, Trace } from './tracing';
 import type { Backend } from './transport/backend';
@@ -21,6 +24,8 @@ export interface Isolate {
   config: EdgeConfig;
   limiter: RateLimiter;
   manifests: ManifestCache;
+  /** GET /v1/models's answer, kept as long as a manifest. */
+  modelList: Kept<ModelList>;
   memory: MemoryCache | undefined;
   cacheStats: CacheStats;
 }
@@ -55,6 +60,7 @@ export function isolateContext(backendFor: BackendFactory = configuredBackend): 
         config,
         limiter: new RateLimiter(config.RATE_LIMIT_PER_MINUTE),
         manifests: new ManifestCache(config.MANIFEST_TTL_SECONDS * 1000),
+        modelList: new Kept<ModelList>(config.MANIFEST_TTL_SECONDS * 1000),
         memory: config.MEMORY_CACHE_ENTRIES ? new MemoryCache(config.MEMORY_CACHE_ENTRIES) : undefined,
         cacheStats,
       };
@@ -112,15 +118,39 @@ export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** The model manifest; with the backend down, the last known one still addresses the cache, so hits keep working. */
-export async function manifestOf(c: AppContext) {
+/**
+ * The manifest of `model` (undefined: the default); with the backend down, the last known one still
+ * addresses the cache, so hits keep working.
+ */
+export async function manifestOf(c: AppContext, model?: ModelName) {
   const { manifests } = c.get('isolate');
   try {
-    return await manifests.get(c.get('backend'), c.get('trace'));
+    return await manifests.get(c.get('backend'), c.get('trace'), model);
   } catch (err) {
-    if (manifests.last) return manifests.last;
-    throw err;
+    return orLast(err, manifests.last(model));
   }
+}
+
+/** The backend's model list, kept like a manifest and with the same fallback. */
+export async function modelListOf(c: AppContext) {
+  const { modelList } = c.get('isolate');
+  try {
+    return await modelList.get(() => c.get('backend').models(c.get('trace')));
+  } catch (err) {
+    return orLast(err, modelList.last);
+  }
+}
+
+/**
+ * The stale value when the backend did not answer; a backend that answered with a 4xx (a model it no longer
+ * serves) is believed.
+ */
+function orLast<T>(err: unknown, last: T | null): T {
+  const unanswered =
+    !(err instanceof ProtocolError) ||
+    ['backend_unavailable', 'backend_timeout', 'overloaded'].includes(err.code);
+  if (last !== null && unanswered) return last;
+  throw err;
 }
 
 function configuredBackend(config: EdgeConfig): Backend {

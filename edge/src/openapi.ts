@@ -5,7 +5,9 @@ import {
   ClassifyQuery,
   ClassifyRequest,
   Explanation,
+  ModelList,
   ModelManifest,
+  ModelQuery,
   TENSOR_MEDIA_TYPE,
 } from '@protopool/shared';
 import { z } from 'zod';
@@ -24,6 +26,13 @@ const errors = Object.fromEntries(
     { description, content: { 'application/json': { schema: ApiError } } },
   ]),
 );
+
+const notFound = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: ApiError } },
+});
+/** A `?model=` naming no served model: the message lists the served ones. */
+const UNKNOWN_MODEL = 'no model served under that name (the message lists the served ones)';
 
 let cached: unknown;
 
@@ -55,6 +64,7 @@ export function openApiDocument(): unknown {
         content: { 'application/json': { schema: Explanation } },
       },
       ...errors,
+      404: notFound(UNKNOWN_MODEL),
     },
   });
   r.registerPath({
@@ -62,7 +72,11 @@ export function openApiDocument(): unknown {
     path: '/v1/explanations/{id}',
     summary: 'A cached explanation by its content id',
     security: [{ apiKey: [] }],
-    request: { params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) }), query: ClassifyQuery },
+    // Ids address one model version's explanation already: no model choice here.
+    request: {
+      params: z.object({ id: z.string().regex(/^[0-9a-f]{64}$/) }),
+      query: ClassifyQuery.omit({ model: true }),
+    },
     responses: {
       200: { description: 'The explanation', content: { 'application/json': { schema: Explanation } } },
       404: { description: 'unknown id', content: { 'application/json': { schema: ApiError } } },
@@ -71,23 +85,38 @@ export function openApiDocument(): unknown {
   });
   r.registerPath({
     method: 'get',
+    path: '/v1/models',
+    summary: 'The models served here, each by name, and the default one (requests naming none get it)',
+    responses: {
+      200: { description: 'The model list', content: { 'application/json': { schema: ModelList } } },
+    },
+  });
+  r.registerPath({
+    method: 'get',
     path: '/v1/model',
-    summary: 'The model manifest (classes, input, prototypes, version)',
+    summary: "A model's manifest (classes, input, prototypes, version); ?model=<name>, else the default",
+    request: { query: ModelQuery },
     responses: {
       200: { description: 'The manifest', content: { 'application/json': { schema: ModelManifest } } },
+      400: errors[400]!,
+      404: notFound(UNKNOWN_MODEL),
     },
   });
   r.registerPath({
     method: 'get',
     path: '/v1/prototypes/{id}/image',
-    summary: "A prototype's source training patch (PNG); immutable when ?v=<model version>",
-    request: { params: z.object({ id: z.string().regex(/^\d+$/) }) },
+    summary: "A prototype's source training patch (PNG); immutable when ?v=<that model's version>",
+    request: {
+      params: z.object({ id: z.string().regex(/^\d+$/) }),
+      query: ModelQuery.extend({ v: z.string().optional() }),
+    },
     responses: {
       200: {
         description: 'PNG',
         content: { 'image/png': { schema: z.string().meta({ format: 'binary' }) } },
       },
-      404: { description: 'unknown prototype', content: { 'application/json': { schema: ApiError } } },
+      400: errors[400]!,
+      404: notFound(`no such prototype in that model, or ${UNKNOWN_MODEL}`),
     },
   });
   cached = new OpenApiGeneratorV31(r.definitions).generateDocument({

@@ -96,6 +96,7 @@ describe('POST /v1/classify', () => {
         id: await explanationId(NEW, t),
       }),
       prototypeImage: (id) => real.prototypeImage(id),
+      models: () => real.models(),
     };
     const t = input(13);
     expect((await call(createApp(), '/v1/classify', frameBody(t))).headers.get('x-cache')).toBe('MISS');

@@ -1,12 +1,15 @@
 // HTTP transport: fetch to BACKEND_URL, HMAC-signed as the backend expects, with a timeout and one retry
 // when the connection itself fails (never after the backend answered: a retry could double the work).
-// The request id rides in the signed path's query (rid=), the traceparent in its standard header.
+// The request id rides in the signed path's query (rid=), the traceparent in its standard header, a model
+// choice in it as model= (signed like the rest, so it cannot be swapped on the way).
 import {
   ApiError,
   type ClassifyOptions,
   Explanation,
   encodeFrame,
+  ModelList,
   ModelManifest,
+  type ModelName,
   optionsQuery,
   type RequestTrace,
   signRequest,
@@ -82,11 +85,16 @@ export class HttpBackend implements Backend {
     return new BackendError('backend_unavailable', `backend answered ${res.status}`);
   }
 
-  async explain(tensor: WireTensor, options: ClassifyOptions, trace?: RequestTrace): Promise<Explanation> {
+  async explain(
+    tensor: WireTensor,
+    options: ClassifyOptions,
+    trace?: RequestTrace,
+    model?: ModelName,
+  ): Promise<Explanation> {
     const res = await this.request(
       'POST',
       '/invocations',
-      optionsQuery(options),
+      { ...optionsQuery(options), ...named(model) },
       trace,
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
@@ -97,18 +105,31 @@ export class HttpBackend implements Backend {
     return parsed.data;
   }
 
-  async manifest(trace?: RequestTrace): Promise<ModelManifest> {
-    const res = await this.request('GET', '/v1/model', {}, trace);
+  async manifest(trace?: RequestTrace, model?: ModelName): Promise<ModelManifest> {
+    const res = await this.request('GET', '/v1/model', named(model), trace);
     if (!res.ok) throw await this.failure(res);
     const parsed = ModelManifest.safeParse(await res.json());
     if (!parsed.success) throw new BackendError('backend_unavailable', 'backend sent an invalid manifest');
     return parsed.data;
   }
 
-  async prototypeImage(id: number, trace?: RequestTrace): Promise<Uint8Array | null> {
-    const res = await this.request('GET', `/v1/prototypes/${id}/image`, {}, trace);
+  async prototypeImage(id: number, trace?: RequestTrace, model?: ModelName): Promise<Uint8Array | null> {
+    const res = await this.request('GET', `/v1/prototypes/${id}/image`, named(model), trace);
     if (res.status === 404) return null;
     if (!res.ok) throw await this.failure(res);
     return new Uint8Array(await res.arrayBuffer());
   }
+
+  async models(trace?: RequestTrace): Promise<ModelList> {
+    const res = await this.request('GET', '/v1/models', {}, trace);
+    if (!res.ok) throw await this.failure(res);
+    const parsed = ModelList.safeParse(await res.json());
+    if (!parsed.success) throw new BackendError('backend_unavailable', 'backend sent an invalid model list');
+    return parsed.data;
+  }
+}
+
+/** The query naming a model; none for the default, so default-model calls stay as they were. */
+function named(model: ModelName | undefined): Record<string, string> {
+  return model === undefined ? {} : { model };
 }

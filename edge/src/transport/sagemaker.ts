@@ -1,8 +1,9 @@
 // SageMaker transport: InvokeEndpoint over HTTPS, SigV4-signed with aws4fetch (~3 KiB gzip, versus ~56 KiB
 // for @aws-sdk/client-sagemaker-runtime; both sign correctly inside workerd — see NOTES.md).
 // SageMaker forwards only /invocations, so the manifest and prototype images travel as routes named in
-// the CustomAttributes header, which the backend reads (route=manifest, route=prototype-image&id=N); so does
-// the request's trace (rid=, traceparent=), inside the attributes the HMAC covers.
+// the CustomAttributes header, which the backend reads (route=manifest, route=prototype-image&id=N,
+// route=models); so do a model choice (model=) and the request's trace (rid=, traceparent=), inside the
+// attributes the HMAC covers.
 import {
   ApiError,
   type ClassifyOptions,
@@ -11,7 +12,9 @@ import {
   encodeFrame,
   type Invocation,
   invocationAttributes,
+  ModelList,
   ModelManifest,
+  type ModelName,
   optionsQuery,
   type RequestTrace,
   signAttributes,
@@ -120,9 +123,16 @@ export class SageMakerBackend implements Backend {
     return parsed.data;
   }
 
-  async explain(tensor: WireTensor, options: ClassifyOptions, trace?: RequestTrace): Promise<Explanation> {
+  async explain(
+    tensor: WireTensor,
+    options: ClassifyOptions,
+    trace?: RequestTrace,
+    model?: ModelName,
+  ): Promise<Explanation> {
+    // The classify attributes are the query /invocations would take, model= included.
+    const query = { ...optionsQuery(options), ...(model === undefined ? {} : { model }) };
     const res = await this.invoke(
-      { route: 'classify', query: optionsQuery(options), ...trace },
+      { route: 'classify', query, ...trace },
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
       'application/json',
@@ -130,9 +140,9 @@ export class SageMakerBackend implements Backend {
     return this.answer(res, Explanation, 'explanation');
   }
 
-  async manifest(trace?: RequestTrace): Promise<ModelManifest> {
+  async manifest(trace?: RequestTrace, model?: ModelName): Promise<ModelManifest> {
     const res = await this.invoke(
-      { route: 'manifest', ...trace },
+      { route: 'manifest', ...named(model), ...trace },
       new Uint8Array(),
       'application/json',
       'application/json',
@@ -140,9 +150,9 @@ export class SageMakerBackend implements Backend {
     return this.answer(res, ModelManifest, 'manifest');
   }
 
-  async prototypeImage(id: number, trace?: RequestTrace): Promise<Uint8Array | null> {
+  async prototypeImage(id: number, trace?: RequestTrace, model?: ModelName): Promise<Uint8Array | null> {
     const res = await this.invoke(
-      { route: 'prototype-image', id: String(id), ...trace },
+      { route: 'prototype-image', id: String(id), ...named(model), ...trace },
       new Uint8Array(),
       'application/json',
       'image/png',
@@ -154,4 +164,19 @@ export class SageMakerBackend implements Backend {
     }
     return new Uint8Array(await res.arrayBuffer());
   }
+
+  async models(trace?: RequestTrace): Promise<ModelList> {
+    const res = await this.invoke(
+      { route: 'models', ...trace },
+      new Uint8Array(),
+      'application/json',
+      'application/json',
+    );
+    return this.answer(res, ModelList, 'model list');
+  }
+}
+
+/** `model` for the attributes, absent for the default (invocationAttributes then writes no model=). */
+function named(model: ModelName | undefined): { model?: string } {
+  return model === undefined ? {} : { model };
 }
