@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../gpu-backend/src/server/app';
 import { oneModel } from '../../gpu-backend/src/server/model-catalog';
 import { ModelService } from '../../gpu-backend/src/server/model-service';
-import { trainTinyModel } from '../helpers/backend-process';
+import type { ModelMetadata } from '../../gpu-backend/src/server/open-inference';
+import { ROOT, trainTinyModel } from '../helpers/backend-process';
 import { seededArray } from '../helpers/random';
 
 let service: ModelService;
@@ -296,5 +297,97 @@ describe('Inference errors (required_api.md "Inference Response JSON Error Objec
       expect(res.status).toBe(404);
       expect(await errorMessage(res)).toMatch(/unknown model/);
     }
+  });
+});
+
+describe('Several models (#18): each under its own name, "protopool" the default', () => {
+  let parts: ModelService;
+  let partsLoaded = true;
+  let two: ReturnType<typeof createApp>;
+
+  beforeAll(async () => {
+    parts = await ModelService.load(join(ROOT, 'models', 'parts'), {
+      maxBatch: 8,
+      maxWaitMs: 0,
+      maxQueue: 64,
+    });
+    const models = {
+      names: ['tiny', 'parts'],
+      defaultName: 'tiny',
+      service: (n: string) => (n === 'tiny' ? service : n === 'parts' && partsLoaded ? parts : undefined),
+    };
+    two = createApp({
+      models,
+      engine: 'wasm',
+      secret: undefined,
+      maxBodyBytes: 8 * 1024 * 1024,
+      retryAfterSeconds: 1,
+      log: () => {},
+    });
+  });
+
+  afterAll(() => parts?.dispose());
+
+  it('answers metadata under each name with that model shape and version; protopool is the default', async () => {
+    const meta = async (name: string) =>
+      (await (await two.request(`/v2/models/${name}`)).json()) as ModelMetadata;
+    const p = await meta('parts');
+    expect([p.name, p.versions, p.inputs[0]!.shape, p.outputs[0]!.shape]).toEqual([
+      'parts',
+      [parts.manifest.version],
+      [-1, 64, 64, 3],
+      [-1, 15],
+    ]);
+    const alias = await meta('protopool');
+    const tiny = await meta('tiny');
+    expect([alias.name, alias.versions, alias.inputs[0]!.shape]).toEqual([
+      'protopool',
+      [version],
+      [-1, 28, 28, 1],
+    ]);
+    expect({ ...tiny, name: 'protopool' }).toEqual(alias);
+  });
+
+  it('infers on the model named in the path', async () => {
+    const data = Array.from(seededArray(64 * 64 * 3, 31));
+    const res = await two.request('/v2/models/parts/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [input(data, [1, 64, 64, 3])], outputs: [{ name: 'logits' }] }),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as InferBody;
+    expect([body.model_name, body.model_version]).toEqual(['parts', parts.manifest.version]);
+    expect(output(body, 'logits').shape).toEqual([1, 15]);
+    // The tiny model's input is refused by parts, naming the shape parts wants.
+    const wrong = await two.request('/v2/models/parts/infer', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [input(Array.from(image))] }),
+    });
+    expect(wrong.status).toBe(400);
+    expect(await errorMessage(wrong)).toMatch(/\[-1, 64, 64, 3\]/);
+  });
+
+  it('is ready only once every model is; each model reports its own readiness', async () => {
+    partsLoaded = false;
+    try {
+      expect((await two.request('/v2/health/ready')).status).toBe(400);
+      expect((await two.request('/v2/models/tiny/ready')).status).toBe(200);
+      const res = await two.request('/v2/models/parts/ready');
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ name: 'parts', ready: false });
+    } finally {
+      partsLoaded = true;
+    }
+    expect((await two.request('/v2/health/ready')).status).toBe(200);
+  });
+
+  it('names every model it serves in the 404 for one it does not', async () => {
+    const res = await two.request('/v2/models/fashion-mnist');
+    expect(res.status).toBe(404);
+    expect(await errorMessage(res)).toBe(
+      'unknown model "fashion-mnist"; this server has "protopool", "tiny", "parts"',
+    );
   });
 });

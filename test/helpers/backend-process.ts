@@ -40,8 +40,12 @@ export async function startBackend(
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = new Promise<void>((resolve, reject) => {
+    // A line may arrive in two chunks (models_ready carries every version): only whole lines are read.
+    let partial = '';
     const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines.filter(Boolean)) {
         logs.push(line);
         // Every model in, not the first of several: a test may ask for any of them at once.
         if (line.includes('"models_ready"')) resolve();

@@ -1,7 +1,7 @@
 // `protopool serve --model [name=]dir …`: which models to serve under which names, checked before loading.
 import { readdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { ModelName, zodIssueLines } from '@protopool/shared';
+import { ModelName } from '@protopool/shared';
 import { exists } from '../io/files';
 import { modelDir, UsageError } from './errors';
 
@@ -27,7 +27,7 @@ function splitModelArg(value: string): { name?: string; path: string } {
 function checkName(name: string, source: string): ModelName {
   const parsed = ModelName.safeParse(name);
   if (!parsed.success)
-    throw new UsageError(`${source}: "${name}" is not a model name (${zodIssueLines(parsed.error)[0]})`);
+    throw new UsageError(`${source}: "${name}" is not a model name (${parsed.error.issues[0]!.message})`);
   return parsed.data;
 }
 
