@@ -359,6 +359,10 @@ describe('a backend serving parts and fashion-mnist, fashion-mnist the default',
         outputs: { shape: number[]; data: number[] }[];
       };
       expect([out.model_name, out.model_version]).toEqual(['parts', parts.version]);
+      const line = logEvents(backend).findLast(
+        (e) => e.event === 'request' && e.route === '/v2/models/:name/infer',
+      );
+      expect(line).toMatchObject({ model: 'parts', status: 200 });
       expect(out.outputs[0]!.shape).toEqual([1, 15]);
       expect(out.outputs[0]!.data.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
     });

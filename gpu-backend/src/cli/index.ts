@@ -337,7 +337,7 @@ export function program(): Command {
   cli
     .command('serve')
     .description(
-      'serve a model over HTTP (SageMaker container contract: GET /ping, POST /invocations; and /v1)',
+      'serve one or more models over HTTP (SageMaker container contract: GET /ping, POST /invocations; /v1; /v2)',
     )
     .option(
       '--model <[name=]dir>',

@@ -63,16 +63,26 @@ export function createApp(o: AppOptions): Hono<Env> {
     return c.body(await metrics.render(), 200, { 'content-type': metrics.registry.contentType });
   });
 
-  // Ready only once every model is in: a client may ask for any of them. `model` stays the default's version.
+  // Ready only once every model is in: a client may ask for any of them. `model` stays the default's version;
+  // the queue and counters add up every model's (the process is idle only when all are).
   app.get('/ping', (c) => {
-    const s = models.service(models.defaultName);
     const ready = allLoaded(models);
+    const loaded = models.names.flatMap((n) => models.service(n)?.stats() ?? []);
+    // (tensors is the process's count already)
+    const stats = loaded.length
+      ? loaded.reduce((sum, t) => ({
+          tensors: t.tensors,
+          queue: sum.queue + t.queue,
+          batches: sum.batches + t.batches,
+          requests: sum.requests + t.requests,
+        }))
+      : {};
     const body = {
       status: ready ? 'ok' : 'loading',
       engine: o.engine,
-      model: s?.manifest.version ?? null,
+      model: models.service(models.defaultName)?.manifest.version ?? null,
       models: Object.fromEntries(models.names.map((n) => [n, models.service(n)?.manifest.version ?? null])),
-      ...s?.stats(),
+      ...stats,
     };
     return c.json(body, ready ? 200 : 503);
   });

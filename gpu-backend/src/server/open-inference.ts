@@ -15,6 +15,10 @@ import { z } from 'zod';
 import { QueueFullError } from './batcher';
 import { allLoaded, type ServedModels } from './model-catalog';
 import type { ModelService } from './model-service';
+import type { RequestVars } from './request-log';
+
+/** The one request variable these routes set: the model's name for the request's log line. */
+type Env = { Variables: Pick<RequestVars, 'model'> };
 
 /**
  * The default model's alias beside every served model's own name: one name whatever model is loaded, so
@@ -249,8 +253,8 @@ async function infer(s: ModelService, name: string, request: InferenceRequest): 
 }
 
 /** The /v2 routes, to mount at the root of the backend app (`app.route('/', openInferenceRoutes(…))`). */
-export function openInferenceRoutes(o: OpenInferenceOptions): Hono {
-  const app = new Hono();
+export function openInferenceRoutes(o: OpenInferenceOptions): Hono<Env> {
+  const app = new Hono<Env>();
 
   app.get('/v2', (c) => c.json({ name: MODEL_NAME, version: SERVER_VERSION, extensions: [] }));
   // Liveness: the process answers (a loading model is not a reason to restart it).
@@ -269,10 +273,11 @@ export function openInferenceRoutes(o: OpenInferenceOptions): Hono {
   const known = () => [MODEL_NAME, ...models.names.filter((n) => n !== MODEL_NAME)].map((n) => `"${n}"`);
 
   /** The model `name` (and `version`, when given) names; otherwise the error the protocol wants. */
-  const model = (c: Context): ModelService | Response => {
+  const model = (c: Context<Env>): ModelService | Response => {
     const name = c.req.param('name') ?? '';
     const version = c.req.param('version');
     const served = servedName(name);
+    if (served !== undefined) c.set('model', served);
     if (served === undefined)
       return oipError(c, 404, `unknown model "${name.slice(0, 40)}"; this server has ${known().join(', ')}`);
     const s = models.service(served);
