@@ -135,6 +135,7 @@ describe('model, docs', () => {
         '/v1/classify',
         '/v1/explanations/{id}',
         '/v1/model',
+        '/v1/models',
         '/v1/prototypes/{id}/image',
       ]),
     );

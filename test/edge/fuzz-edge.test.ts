@@ -150,9 +150,24 @@ const queries = fc.oneof(
   fc.constant(''),
   fc
     .dictionary(
-      fc.oneof(fc.constantFrom('topK', 'explain', 'explainTopK', 'v'), fc.string({ maxLength: 6 })),
+      fc.oneof(fc.constantFrom('topK', 'explain', 'explainTopK', 'v', 'model'), fc.string({ maxLength: 6 })),
       fc.oneof(
-        fc.constantFrom('1', '3', '20', '21', '0', 'true', 'false', 'maybe', ''),
+        // Model names too: the served ones, an unknown one, malformed ones.
+        fc.constantFrom(
+          '1',
+          '3',
+          '20',
+          '21',
+          '0',
+          'true',
+          'false',
+          'maybe',
+          '',
+          'tiny',
+          'parts',
+          'no-such',
+          'A_b',
+        ),
         fc.string({ maxLength: 6 }),
       ),
       { maxKeys: 3 },
@@ -339,6 +354,7 @@ describe('ids cannot leave their namespace', () => {
           '/openapi.json',
           '/healthz',
           '/v1/model',
+          '/v1/models',
           '/v1/classify',
           '/v1/explanations/',
           '/v1/prototypes/0/image',
@@ -346,7 +362,17 @@ describe('ids cannot leave their namespace', () => {
         fc
           .array(
             fc.oneof(
-              fc.constantFrom('v1', 'classify', 'explanations', 'prototypes', 'image', 'model', '..', '%2e'),
+              fc.constantFrom(
+                'v1',
+                'classify',
+                'explanations',
+                'prototypes',
+                'image',
+                'model',
+                'models',
+                '..',
+                '%2e',
+              ),
               fc.string({ maxLength: 6 }).map(encodeURIComponent),
             ),
             { maxLength: 5 },

@@ -1,12 +1,13 @@
-// Node side of the edge suite: a real backend process (tiny model) and a local SageMaker-runtime
-// stand-in in front of it, both on loopback; their URLs reach the workerd tests through `provide`.
+// Node side of the edge suite: a real backend process serving two models (a tiny one, the default, and the
+// shipped parts model: another input size and class list) and a local SageMaker-runtime stand-in in front of
+// it, both on loopback; their URLs and what the models' own files say reach the workerd tests through `provide`.
 
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/backend-process';
+import { type BackendProcess, ROOT, startBackend, trainTinyModel } from '../helpers/backend-process';
 
 export const EDGE_TEST_SECRET = 'edge-suite-secret';
 let backend: BackendProcess | undefined;
@@ -128,10 +129,60 @@ async function preprocessingFixtures(modelDir: string) {
   return out;
 }
 
+/**
+ * What each served model's own directory says (its manifest, a prototype's PNG file) and the tensor the
+ * backend's preprocessing makes of an image no other suite sends: the values the multi-model tests compare
+ * against.
+ */
+async function servedModels(models: { name: string; dir: string }[]) {
+  const { imageToInput } = await import('@protopool/shared/image');
+  const { ModelManifest } = await import('@protopool/shared');
+  const { readFile } = await import('node:fs/promises');
+  const { png } = await import('../helpers/image-files');
+  const [w, h] = [41, 29];
+  const image = png(
+    'rgb',
+    w,
+    h,
+    Array.from({ length: w * h * 3 }, (_, i) => (i * 53 + Math.floor(i / 11) * 7) % 256),
+  );
+  const served = await Promise.all(
+    models.map(async ({ name, dir }) => {
+      const manifest = ModelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+      // The highest id: the parts model has ids the tiny model's pool of 12 cannot have.
+      const id = Math.max(...manifest.prototypes.filter((p) => p.source).map((p) => p.id));
+      // The backend's own code (initialised the Node way by preprocessingFixtures) makes this model's tensor.
+      const t = await imageToInput(image, manifest.input);
+      return {
+        name,
+        version: manifest.version,
+        classes: manifest.classes,
+        input: manifest.input,
+        prototype: {
+          id,
+          png: (await readFile(join(dir, 'prototypes', `${id}.png`))).toString('base64'),
+        },
+        imageTensor: Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64'),
+      };
+    }),
+  );
+  return { image: Buffer.from(image).toString('base64'), models: served };
+}
+
 export default async function setup(project: TestProject) {
   const modelDir = await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-edge-')));
-  project.provide('preprocessing', await preprocessingFixtures(modelDir));
-  backend = await startBackend(['--model', modelDir], { PROTOPOOL_HMAC_SECRET: EDGE_TEST_SECRET });
+  const preprocessing = await preprocessingFixtures(modelDir);
+  project.provide('preprocessing', preprocessing);
+  // The tiny model first: it stays the default, so the suites that name no model see it as before.
+  const models = [
+    { name: 'tiny', dir: modelDir },
+    { name: 'parts', dir: join(ROOT, 'models', 'parts') },
+  ];
+  project.provide('servedModels', await servedModels(models));
+  backend = await startBackend(
+    models.flatMap((m) => ['--model', `${m.name}=${m.dir}`]),
+    { PROTOPOOL_HMAC_SECRET: EDGE_TEST_SECRET },
+  );
   const sm = await sageMakerStandIn(backend.url, 'protopool-test');
   sagemaker = sm.server;
   project.provide('backendUrl', backend.url);

@@ -1,5 +1,13 @@
-// The contract every Backend transport passes, run against the real backend process.
-import { ClassifyOptions, Explanation, ModelManifest, tensor } from '@protopool/shared';
+// The contract every Backend transport passes, run against the real backend process (two models served).
+import {
+  ClassifyOptions,
+  decodeBase64,
+  Explanation,
+  explanationId,
+  ModelList,
+  ModelManifest,
+  tensor,
+} from '@protopool/shared';
 import { describe, expect, inject, it } from 'vitest';
 import { type Backend, BackendError } from '../../edge/src/transport/backend';
 
@@ -9,6 +17,16 @@ export const input = (seed: number) =>
     [1, 28, 28, 1],
     Float32Array.from({ length: 784 }, (_, i) => Math.sin(i * 0.37 + seed)),
   );
+
+/** A deterministic input of any model's size. */
+export const inputOf = (spec: { height: number; width: number; channels: number }, seed: number) => {
+  const n = spec.height * spec.width * spec.channels;
+  return tensor(
+    'float32',
+    [1, spec.height, spec.width, spec.channels],
+    Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed)),
+  );
+};
 
 export function transportContract(
   name: string,
@@ -102,6 +120,64 @@ export function transportContract(
       const png = await backend.prototypeImage(m.prototypes.find((p) => p.source)!.id);
       expect([...png!.subarray(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
       expect(await backend.prototypeImage(999_999)).toBeNull();
+    });
+
+    describe('several models', () => {
+      const served = inject('servedModels').models;
+      const [first, second] = [served[0]!, served[1]!];
+
+      it('lists the served models, the first one the default, as their own files say', async () => {
+        const list = ModelList.parse(await make().models());
+        expect(list.default).toBe(first.name);
+        expect(list.models.map((m) => [m.name, m.version, m.classes, m.input])).toEqual(
+          served.map((m) => [m.name, m.version, m.classes, m.input]),
+        );
+      });
+
+      it('reads the named model’s manifest, and the default’s without a name', async () => {
+        const backend = make();
+        expect((await backend.manifest(undefined, second.name)).version).toBe(second.version);
+        expect((await backend.manifest(undefined, first.name)).version).toBe(first.version);
+        const bare = await backend.manifest();
+        expect([bare.version, bare.classes]).toEqual([first.version, first.classes]);
+      });
+
+      it('explains with the named model: its version, its classes, its input size', async () => {
+        const backend = make();
+        const t = inputOf(second.input, 7);
+        const topK = second.classes.length;
+        const e = await backend.explain(t, ClassifyOptions.parse({ topK }), undefined, second.name);
+        expect(e.modelVersion).toBe(second.version);
+        expect(e.id).toBe(await explanationId(second.version, t));
+        expect(e.topK.map((k) => k.label).sort()).toEqual([...second.classes].sort());
+        // The default model refuses the other model's input size: the name really chose the model.
+        const refused = await backend.explain(t, ClassifyOptions.parse({})).catch((err) => err);
+        expect(refused).toMatchObject({ code: 'bad_request' });
+      });
+
+      it('fetches the named model’s prototype image, the bytes of its file', async () => {
+        const backend = make();
+        const png = await backend.prototypeImage(second.prototype.id, undefined, second.name);
+        expect(png).toEqual(decodeBase64(second.prototype.png));
+        const own = await backend.prototypeImage(first.prototype.id, undefined, first.name);
+        expect(own).toEqual(decodeBase64(first.prototype.png));
+      });
+
+      it("passes the backend's 404 for an unknown model through, naming the served ones", async () => {
+        const backend = make();
+        const failures = [
+          await backend.manifest(undefined, 'no-such-model').catch((e) => e),
+          await backend
+            .explain(input(1), ClassifyOptions.parse({}), undefined, 'no-such-model')
+            .catch((e) => e),
+        ];
+        for (const err of failures) {
+          expect(err).toBeInstanceOf(BackendError);
+          expect(err.code).toBe('not_found');
+          expect(err.message).toContain('"no-such-model"');
+          for (const m of served) expect(err.message).toContain(m.name);
+        }
+      });
     });
   });
 }
