@@ -1,6 +1,6 @@
 // What one isolate keeps across requests (config, rate limits, the manifests and model list, the memory
-// cache, counters) and
-// what it hands each request (its backend transport and layered cache), as the request context's variables.
+// cache, counters) and what it hands each request (its backend transport and layered cache), as the request
+// context's variables.
 import { type ModelList, type ModelName, ProtocolError } from '@protopool/shared';
 import type { Context, MiddlewareHandler } from 'hono';
 import { RateLimiter, verifyApiKey } from './auth';
