@@ -101,7 +101,7 @@ export async function benchEdge(
   const dir = modelDir ?? (existsSync(join(SHIPPED_MODEL, 'manifest.json')) ? SHIPPED_MODEL : undefined);
   if (!dir) throw new Error('bench edge needs a model: commit models/fashion-mnist or pass BENCH_MODEL');
   const stack = await startLocalStack({
-    modelDir: dir,
+    models: dir,
     backendPort: await freePort(),
     edgePort: await freePort(),
     // A fresh KV and Cache API: inputs cached by an earlier run would turn this run's misses into hits.

@@ -1,4 +1,4 @@
-// The whole product on loopback: the backend process on the shipped model and the edge under
+// The whole product on loopback: the backend process on the shipped models and the edge under
 // `wrangler dev` (local KV and Cache API), wired with a fresh secret and API key. Used by `npm start`
 // and by the end-to-end tests.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -8,6 +8,27 @@ import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..');
 export const SHIPPED_MODEL = join(ROOT, 'models', 'fashion-mnist');
+
+/** A model directory and the name the backend serves it under (`?model=<name>`). */
+export interface ServedModel {
+  name: string;
+  dir: string;
+}
+
+/**
+ * What `npm start` serves: the parts model first, so it is the default (its evidence is parts of objects,
+ * which shows what a prototype network is for), and Fashion-MNIST beside it.
+ */
+export const SHIPPED_MODELS: readonly ServedModel[] = [
+  { name: 'parts', dir: join(ROOT, 'models', 'parts') },
+  { name: 'fashion-mnist', dir: SHIPPED_MODEL },
+];
+
+/** `--model` flags for `protopool serve`: one directory as is, or each model under its name, first the default. */
+function modelFlags(models: string | readonly ServedModel[]): string[] {
+  if (typeof models === 'string') return ['--model', models];
+  return models.flatMap((m) => ['--model', `${m.name}=${m.dir}`]);
+}
 
 export class PortTakenError extends Error {
   override name = 'PortTakenError';
@@ -67,7 +88,7 @@ function stopChild(child: ChildProcess): Promise<void> {
 export function spawnBackend(
   port: number,
   secret: string,
-  modelDir: string,
+  models: string | readonly ServedModel[],
   args: string[] = [],
   env: Record<string, string> = {},
 ): ChildProcess {
@@ -76,8 +97,7 @@ export function spawnBackend(
     [
       join(ROOT, 'gpu-backend', 'bin', 'protopool.js'),
       'serve',
-      '--model',
-      modelDir,
+      ...modelFlags(models),
       '--host',
       '127.0.0.1',
       '--port',
@@ -127,7 +147,8 @@ export function spawnWrangler(
 }
 
 export async function startLocalStack(o: {
-  modelDir?: string;
+  /** One model directory, or several named models (default: the shipped ones, parts first). */
+  models?: string | readonly ServedModel[];
   backendPort?: number;
   edgePort?: number;
   quiet?: boolean;
@@ -146,7 +167,7 @@ export async function startLocalStack(o: {
     logs.push(`${prefix} ${chunk}`);
     if (logs.length > 500) logs.splice(0, logs.length - 500);
   };
-  const backend = spawnBackend(backendPort, secret, o.modelDir ?? SHIPPED_MODEL);
+  const backend = spawnBackend(backendPort, secret, o.models ?? SHIPPED_MODELS);
   backend.stdout!.on('data', collect('[backend]'));
   backend.stderr!.on('data', collect('[backend]'));
   const backendUrl = `http://127.0.0.1:${backendPort}`;

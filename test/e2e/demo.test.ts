@@ -1,21 +1,22 @@
-// End to end: the real backend process and the edge under wrangler dev, driven in headless Chromium —
-// pick a sample, upload an image, read the prediction, check the heatmaps drew, look at the gallery.
+// End to end: the real backend process serving both shipped models and the edge under wrangler dev, driven in
+// headless Chromium — open on the parts model, pick a sample, switch to Fashion-MNIST, upload an image, read
+// the prediction, check the heatmaps drew, look at each model's gallery.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, ROOT, SHIPPED_MODEL, startLocalStack } from '../../scripts/local-stack';
+import { type LocalStack, ROOT, SHIPPED_MODELS, startLocalStack } from '../../scripts/local-stack';
 import { freePort } from '../helpers/backend-process';
 import { png } from '../helpers/image-files';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results');
 const noBrowser = !existsSync(CHROMIUM);
-const noModel = !existsSync(join(SHIPPED_MODEL, 'manifest.json'));
+const noModel = SHIPPED_MODELS.some((m) => !existsSync(join(m.dir, 'manifest.json')));
 if (noBrowser)
   console.warn(`e2e: ${CHROMIUM} not found — install it (apt-get install chromium) to run the browser test`);
-if (noModel) console.warn(`e2e: no shipped model at ${SHIPPED_MODEL} — the browser test needs it`);
+if (noModel) console.warn('e2e: a shipped model is missing under models/ — the browser test needs both');
 const missing = noBrowser || noModel;
 
 describe.skipIf(missing)('demo page in a real browser', () => {
@@ -25,7 +26,6 @@ describe.skipIf(missing)('demo page in a real browser', () => {
 
   beforeAll(async () => {
     stack = await startLocalStack({
-      modelDir: SHIPPED_MODEL,
       backendPort: await freePort(),
       edgePort: await freePort(),
     });
@@ -50,13 +50,50 @@ describe.skipIf(missing)('demo page in a real browser', () => {
     await stack?.stop();
   });
 
-  it('classifies a bundled sample and draws each slot’s heatmap beside its training patch', async () => {
-    await page.getByRole('button', { name: 'Trouser' }).first().click();
-    await page.locator('#pred').waitFor({ state: 'visible', timeout: 30_000 });
-    expect(await page.locator('#pred').textContent()).toMatch(/^Trouser — \d+\.\d%$/);
-    const manifest = (await (await fetch(`${stack.edgeUrl}/v1/model`)).json()) as {
+  const manifestOf = async (model: string) =>
+    (await (await fetch(`${stack.edgeUrl}/v1/model?model=${model}`)).json()) as {
+      version: string;
+      classes: string[];
+      prototypes: unknown[];
       architecture: { slotsPerClass: number };
     };
+
+  it('opens on the parts model with its test images, and classifies one by the parts it shows', async () => {
+    await expect.poll(() => page.locator('#model').inputValue(), { timeout: 15_000 }).toBe('parts');
+    expect(await page.locator('#model option').allTextContents()).toEqual([
+      expect.stringMatching(/^parts — 15 classes, 30 prototypes, 97\.2% test accuracy$/),
+      expect.stringMatching(/^fashion-mnist — 10 classes, 21 prototypes, 87\.0% test accuracy$/),
+    ]);
+    const parts = await manifestOf('parts');
+    const samples = page.locator('.samples:visible button');
+    expect(await samples.count()).toBe(parts.classes.length);
+    // The sample of class 3 (a parts test image the shipped model classifies right).
+    const label = parts.classes[3]!;
+    expect(await samples.nth(3).getAttribute('data-label')).toBe(label);
+    await samples.nth(3).click();
+    await expect.poll(() => page.locator('#pred').textContent(), { timeout: 30_000 }).toMatch(/ — \d+\.\d%$/);
+    expect(await page.locator('#pred').textContent()).toMatch(new RegExp(`^${label} — \\d+\\.\\d%$`));
+    await expect.poll(() => page.locator('.slot canvas').count()).toBe(parts.architecture.slotsPerClass);
+    // Each slot's patch came from this model: its URL names the model and the version the answer carried.
+    const srcs = await page
+      .locator('.slot img.patch')
+      .evaluateAll((i) => i.map((x) => (x as HTMLImageElement).src));
+    for (const src of srcs) expect(src).toContain(`model=parts`);
+    for (const src of srcs) expect(src).toContain(`v=${parts.version}`);
+    await page.screenshot({ path: join(SHOTS, 'demo-parts.png'), fullPage: true });
+  }, 60_000);
+
+  it('switches to Fashion-MNIST: its samples, its answer, each slot’s heatmap beside its training patch', async () => {
+    await page.locator('#model').selectOption('fashion-mnist');
+    expect(await page.locator('#result').isHidden()).toBe(true);
+    const fashion = await manifestOf('fashion-mnist');
+    expect(await page.locator('.samples:visible button').count()).toBe(fashion.classes.length);
+    await page.getByRole('button', { name: 'Trouser' }).first().click();
+    await page.locator('#pred').waitFor({ state: 'visible', timeout: 30_000 });
+    await expect
+      .poll(() => page.locator('#pred').textContent(), { timeout: 30_000 })
+      .toMatch(/^Trouser — \d+\.\d%$/);
+    const manifest = fashion;
     await expect.poll(() => page.locator('.slot canvas').count()).toBe(manifest.architecture.slotsPerClass);
     // The heatmap really drew: the canvas is not one flat colour.
     const distinct = await page
@@ -104,10 +141,28 @@ describe.skipIf(missing)('demo page in a real browser', () => {
     await page.screenshot({ path: join(SHOTS, 'demo-novelty.png'), fullPage: true });
   }, 60_000);
 
-  it('shows the prototype gallery with which classes share each prototype', async () => {
+  it('shows each model’s prototype gallery with which classes share each prototype', async () => {
     await page.getByRole('tab', { name: 'Prototypes' }).click();
-    await expect.poll(() => page.locator('.card').count(), { timeout: 15_000 }).toBeGreaterThan(5);
+    const fashion = await manifestOf('fashion-mnist');
+    await expect
+      .poll(() => page.locator('.card').count(), { timeout: 15_000 })
+      .toBe(fashion.prototypes.length);
     expect(await page.locator('#gallery-title').textContent()).toMatch(/prototypes in use \(pool of \d+\)/);
+    // Switching model redraws the gallery from the other manifest.
+    await page.locator('#model').selectOption('parts');
+    const parts = await manifestOf('parts');
+    await expect.poll(() => page.locator('.card').count(), { timeout: 15_000 }).toBe(parts.prototypes.length);
+    expect(await page.locator('#gallery-title').textContent()).toBe(
+      `${parts.prototypes.length} prototypes in use (pool of 40), shared by 15 classes`,
+    );
+    // Every card's training patch arrived from the parts model and decoded.
+    const widths = await page
+      .locator('.card img')
+      .evaluateAll((imgs) =>
+        Promise.all((imgs as HTMLImageElement[]).map((i) => i.decode().then(() => i.naturalWidth))),
+      );
+    expect(widths).toHaveLength(parts.prototypes.length);
+    expect(widths.every((w) => w > 0)).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'demo-gallery.png'), fullPage: true });
   }, 60_000);
 });

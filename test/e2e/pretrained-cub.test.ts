@@ -120,7 +120,7 @@ describe('CUB preset with a PyTorch ResNet-50 checkpoint', () => {
 
   it('serves through protopool serve and the edge, which normalises uploads as training did', async () => {
     stack = await startLocalStack({
-      modelDir,
+      models: modelDir,
       backendPort: await freePort(),
       edgePort: await freePort(),
       quiet: true,

@@ -1,5 +1,5 @@
-// The demo page at `/`: pick or upload an image, see the prediction and, per slot, where the evidence
-// is (heatmap + box) beside the training patch it matches; a second view shows the prototype gallery.
+// The demo page at `/`: choose a model, pick or upload an image, see the prediction and, per slot, where the
+// evidence is (heatmap + box) beside the training patch it matches; a second view shows the prototype gallery.
 import { SAMPLES } from './samples';
 
 const CSS = `
@@ -8,7 +8,7 @@ const CSS = `
 header,main{max-width:70rem;margin:0 auto;padding:1rem}header{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;justify-content:space-between}
 h1{font-size:1.4rem;margin:0}nav button{font:inherit;padding:.4rem .9rem;border:1px solid var(--line);background:#f6f8fa;border-radius:6px;cursor:pointer}
 nav button[aria-selected=true]{background:var(--accent);color:#fff;border-color:var(--accent)}
-label{font-weight:600}input[type=password]{font:inherit;padding:.3rem .5rem;width:16rem}
+label{font-weight:600}input[type=password],select{font:inherit;padding:.3rem .5rem;width:16rem}select{width:auto;max-width:100%}
 .samples{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0}.samples button{padding:2px;border:2px solid var(--line);border-radius:6px;background:#fff;cursor:pointer}
 .samples button:focus-visible,.samples button:hover{border-color:var(--accent)}.samples img{width:56px;height:56px;image-rendering:pixelated;display:block}
 .pred{font-size:1.3rem;margin:.5rem 0}.topk li{display:flex;gap:.5rem;align-items:center}.bar{height:.7rem;background:var(--accent);border-radius:3px}
@@ -27,20 +27,48 @@ const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
 if (fromHash) { sessionStorage.setItem('ppKey', fromHash); history.replaceState(null, '', location.pathname); }
 keyInput.value = sessionStorage.getItem('ppKey') || '';
 keyInput.addEventListener('change', () => sessionStorage.setItem('ppKey', keyInput.value.trim()));
-let manifest = null;
+// The model every call names (?model=): the deployment's default until the user picks another. Null while
+// /v1/models is unanswered, then calls name no model and the default answers.
+let model = null;
+const manifests = new Map();
+const named = (path, sep) => model ? path + (sep || '?') + 'model=' + encodeURIComponent(model) : path;
 async function loadManifest() {
-  if (manifest) return manifest;
-  const r = await fetch('/v1/model');
+  const key = model || '';
+  if (manifests.has(key)) return manifests.get(key);
+  const r = await fetch(named('/v1/model'));
   if (!r.ok) throw new Error('model unavailable (' + r.status + ')');
-  return (manifest = await r.json());
+  const m = await r.json(); manifests.set(key, m); return m;
 }
+function showSamples() {
+  let any = false;
+  for (const g of document.querySelectorAll('.samples')) { g.hidden = g.dataset.model !== model; any ||= !g.hidden; }
+  $('#no-samples').hidden = any;
+}
+async function loadModels() {
+  const r = await fetch('/v1/models');
+  if (!r.ok) { showSamples(); return; }
+  const list = await r.json(); const sel = $('#model'); sel.replaceChildren();
+  for (const s of list.models) {
+    const o = document.createElement('option'); o.value = s.name;
+    const acc = s.metrics.accuracy;
+    o.textContent = s.name + ' — ' + s.classes.length + ' classes, ' + s.prototypes + ' prototypes' +
+      (acc === undefined ? '' : ', ' + (100 * acc).toFixed(1) + '% test accuracy');
+    sel.append(o);
+  }
+  sel.value = model = list.default; $('#model-picker').hidden = false; showSamples();
+}
+$('#model').addEventListener('change', (ev) => {
+  model = ev.target.value; $('#result').hidden = true; setStatus(''); showSamples();
+  if (!$('#gallery-view').hidden) gallery().catch((e) => setStatus(String(e.message || e), true));
+});
+loadModels().catch((e) => setStatus(String(e.message || e), true));
 function setStatus(text, error) { const s = $('#status'); s.textContent = text; s.className = error ? 'error' : 'muted'; }
 async function classify(blob, name) {
   $('#result').hidden = true;
   setStatus('Classifying ' + name + '…');
   try {
     const m = await loadManifest();
-    const r = await fetch('/v1/classify?topK=5', { method: 'POST', body: blob,
+    const r = await fetch(named('/v1/classify?topK=5', '&'), { method: 'POST', body: blob,
       headers: { 'content-type': blob.type || 'image/png', authorization: 'Bearer ' + keyInput.value.trim() } });
     const body = await r.json();
     if (!r.ok) throw new Error(body.error ? body.error.message : 'HTTP ' + r.status);
@@ -90,7 +118,7 @@ async function show(e, m, blob, cache) {
     div.innerHTML = '<div class="pair"><figure></figure><figure><img class="patch" alt=""><figcaption></figcaption></figure></div><p class="num"></p>';
     div.querySelector('figure').append(c);
     const patch = div.querySelector('.patch');
-    patch.src = '/v1/prototypes/' + s.prototypeId + '/image?v=' + e.modelVersion;
+    patch.src = named('/v1/prototypes/' + s.prototypeId + '/image?v=' + e.modelVersion, '&');
     patch.alt = 'training patch of prototype ' + s.prototypeId + (src ? ' from ' + src.imageId : '');
     div.querySelector('figcaption').textContent = 'prototype ' + s.prototypeId + (src ? ', from ' + src.imageId + ' (' + m.classes[src.label] + ')' : '');
     div.querySelector('p').textContent = 'slot ' + s.slot + ': similarity ' + s.similarity.toFixed(3) + ' × weight ' + s.weight.toFixed(2) + ' = contribution ' + s.contribution.toFixed(3);
@@ -109,7 +137,7 @@ async function gallery() {
     const d = document.createElement('div'); d.className = 'card';
     const classes = [...new Set(p.usedBy.map((u) => m.classes[u.classIndex]))];
     d.innerHTML = '<img alt=""><div></div>';
-    d.querySelector('img').src = '/v1/prototypes/' + p.id + '/image?v=' + m.version;
+    d.querySelector('img').src = named('/v1/prototypes/' + p.id + '/image?v=' + m.version, '&');
     d.querySelector('img').alt = 'prototype ' + p.id;
     d.querySelector('div').textContent = '#' + p.id + ' · ' + (classes.length > 1 ? 'shared by ' : 'used by ') + classes.join(', ');
     root.append(d);
@@ -130,18 +158,27 @@ function escapeHtml(s: string): string {
 }
 
 export function demoPage(): string {
-  const samples = SAMPLES.map(
-    (s) =>
-      `<button type="button" data-png="${s.png}" data-label="${escapeHtml(s.label)}" title="${escapeHtml(s.label)} (${s.id})"><img src="${s.png}" alt="${escapeHtml(s.label)}"></button>`,
-  ).join('');
+  // Every shipped model's samples are in the page; the script shows the chosen model's (none until it knows).
+  const samples = Object.entries(SAMPLES)
+    .map(
+      ([model, list]) =>
+        `<div class="samples" data-model="${escapeHtml(model)}" hidden>${list
+          .map(
+            (s) =>
+              `<button type="button" data-png="${s.png}" data-label="${escapeHtml(s.label)}" title="${escapeHtml(s.label)} (${model} ${s.id})"><img src="${s.png}" alt="${escapeHtml(s.label)}"></button>`,
+          )
+          .join('')}</div>`,
+    )
+    .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>ProtoPool — interpretable classification</title><style>${CSS}</style></head><body>
 <header><h1>ProtoPool: this looks like that</h1>
 <nav role="tablist" aria-label="Views"><button role="tab" aria-selected="true" data-view="classify">Classify</button> <button role="tab" aria-selected="false" data-view="gallery">Prototypes</button></nav>
+<div id="model-picker" hidden><label for="model">Model</label> <select id="model"></select></div>
 <div><label for="key">API key</label> <input id="key" type="password" autocomplete="off" placeholder="Bearer key"></div></header>
 <main><section id="classify-view" aria-labelledby="pick-title">
 <h2 id="pick-title">Pick a test image or upload your own</h2>
-<div class="samples">${samples}</div>
+${samples}<p id="no-samples" class="muted" hidden>No sample images for this model: upload one.</p>
 <label for="file">Upload (PNG or JPEG)</label> <input id="file" type="file" accept="image/png,image/jpeg">
 <p id="status" class="muted" role="status" aria-live="polite"></p>
 <section id="result" hidden aria-live="polite"><p id="novelty" class="warning" role="alert" hidden></p><p class="pred"><strong id="pred"></strong> <span id="cache" class="muted"></span></p>
