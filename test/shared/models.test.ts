@@ -1,7 +1,5 @@
 // Naming the served models: which names a request may carry, what /v1/models lists, and that a model's
 // name never enters its identity (its version), so cache ids stay per model version.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   ModelList,
   ModelManifest,
@@ -13,11 +11,12 @@ import {
   unknownModel,
 } from '@protopool/shared';
 import { describe, expect, it } from 'vitest';
+import fashionManifest from '../../models/fashion-mnist/manifest.json';
+import partsManifest from '../../models/parts/manifest.json';
 
-const shipped = (name: string) =>
-  ModelManifest.parse(
-    JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'models', name, 'manifest.json'), 'utf8')),
-  );
+// Imported, not read from disk: this suite also runs inside workerd, which has no file system.
+const SHIPPED = { parts: partsManifest, 'fashion-mnist': fashionManifest } as const;
+const shipped = (name: keyof typeof SHIPPED) => ModelManifest.parse(SHIPPED[name]);
 
 describe('model names', () => {
   it('are lowercase words joined by hyphens, as a URL segment and a metrics label carry them', () => {
