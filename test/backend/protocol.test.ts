@@ -6,24 +6,35 @@ import { join } from 'node:path';
 import {
   CUSTOM_ATTRIBUTES_HEADER,
   invocationAttributes,
+  ModelList,
   ModelManifest,
   signAttributes,
   signRequest,
 } from '@protopool/shared';
 import { afterAll, beforeAll } from 'vitest';
-import { type BackendProcess, startBackend, trainTinyModel } from '../helpers/backend-process';
+import { type BackendProcess, ROOT, startBackend, trainTinyModel } from '../helpers/backend-process';
 import { type ClassifyCall, protocolContract } from '../protocol/contract';
 
 const SECRET = 'protocol-suite-secret';
 let backend: BackendProcess;
 let manifest: ModelManifest;
+let models: ModelList;
 
 beforeAll(async () => {
   const modelDir = await trainTinyModel(await mkdtemp(join(tmpdir(), 'pp-protocol-')));
-  backend = await startBackend(['--model', modelDir], { PROTOPOOL_HMAC_SECRET: SECRET });
-  const path = '/v1/model';
-  const headers = await signRequest(SECRET, { method: 'GET', path, body: new Uint8Array() });
-  manifest = ModelManifest.parse(await (await fetch(backend.url + path, { headers })).json());
+  // The tiny model, the default, and the shipped parts model beside it (another input size, other classes).
+  backend = await startBackend(
+    ['--model', `tiny=${modelDir}`, '--model', `parts=${join(ROOT, 'models', 'parts')}`],
+    {
+      PROTOPOOL_HMAC_SECRET: SECRET,
+    },
+  );
+  const get = async (path: string) => {
+    const headers = await signRequest(SECRET, { method: 'GET', path, body: new Uint8Array() });
+    return (await fetch(backend.url + path, { headers })).json();
+  };
+  manifest = ModelManifest.parse(await get('/v1/model'));
+  models = ModelList.parse(await get('/v1/models'));
 });
 
 afterAll(async () => {
@@ -37,6 +48,7 @@ const typed = (call: ClassifyCall): Record<string, string> =>
 
 protocolContract('backend, signed headers', () => ({
   manifest: async () => manifest,
+  models: async () => models,
   classify: async (call) => {
     const path = `/invocations${call.query ? `?${call.query}` : ''}`;
     const signed = await signRequest(SECRET, { method: 'POST', path, body: body(call) });
@@ -50,6 +62,7 @@ protocolContract('backend, signed headers', () => ({
 
 protocolContract('backend, as SageMaker forwards it', () => ({
   manifest: async () => manifest,
+  models: async () => models,
   classify: async (call) => {
     const query = Object.fromEntries(new URLSearchParams(call.query ?? ''));
     const attributes = await signAttributes(

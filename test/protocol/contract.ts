@@ -7,6 +7,7 @@ import {
   encodeFrame,
   encodeJson,
   explanationId,
+  type ModelList,
   type ModelManifest,
   TENSOR_MEDIA_TYPE,
   tensor,
@@ -24,7 +25,10 @@ export interface ClassifyCall {
 }
 
 export interface ProtocolTarget {
+  /** The default model's manifest. */
   manifest(): Promise<ModelManifest>;
+  /** What GET /v1/models lists (the suites serve at least two models: the tiny one, the default, first). */
+  models(): Promise<ModelList>;
   /** One classify request, authorised as the tier wants (an API key, an HMAC signature). */
   classify(call: ClassifyCall): Promise<Response>;
 }
@@ -133,6 +137,51 @@ export function protocolContract(name: string, target: () => ProtocolTarget) {
         query: 'explain=false&explainTopK=1',
       });
       expect(spelled.classes).toEqual([]);
+    });
+
+    it('answers with the model a request names, each by its own input and version, and the default for none', async () => {
+      const list = await target().models();
+      expect(list.models.length).toBeGreaterThanOrEqual(2);
+      expect(list.models.find((s) => s.name === list.default)?.version).toBe(m.version);
+      for (const s of list.models) {
+        const { height, width, channels } = s.input;
+        const zeros = tensor(
+          'float32',
+          [1, height, width, channels],
+          new Float32Array(height * width * channels),
+        );
+        const e = await ok({
+          type: TENSOR_MEDIA_TYPE,
+          body: encodeFrame(zeros),
+          query: `model=${s.name}&explain=0`,
+        });
+        expect(e.modelVersion, s.name).toBe(s.version);
+        expect(e.id, s.name).toBe(await explanationId(s.version, zeros));
+        expect(
+          e.topK.map((t) => t.label).every((l) => s.classes.includes(l)),
+          s.name,
+        ).toBe(true);
+      }
+      // No name: the default model, even beside an option.
+      const plain = await ok({ type: TENSOR_MEDIA_TYPE, body: encodeFrame(input), query: 'topK=2' });
+      expect([plain.modelVersion, plain.id, plain.topK.length]).toEqual([m.version, expectedId, 2]);
+    });
+
+    it('refuses a malformed model name with 400 naming the parameter, and an unknown one with 404 listing the served', async () => {
+      const call = (query: string) =>
+        target().classify({ type: TENSOR_MEDIA_TYPE, body: encodeFrame(input), query });
+      expect(await refusal(await call('model=Tiny%2F..'))).toEqual({
+        status: 400,
+        code: 'bad_request',
+        message: 'Invalid query: model: model names are 1–48 lowercase letters, digits or inner hyphens',
+        details: expect.anything(),
+      });
+      const served = (await target().models()).models.map((s) => s.name).join(', ');
+      expect(await refusal(await call('model=cars'))).toMatchObject({
+        status: 404,
+        code: 'not_found',
+        message: `no model "cars" here; this deployment serves: ${served} (GET /v1/models)`,
+      });
     });
 
     it.each([
