@@ -72,7 +72,13 @@ export function createApp(deps: EdgeDeps = {}) {
       body.tensor,
       resolveOptions(body.options, query),
     );
-    c.set('outcome', { cache: result.cache, layer: result.layer, backendMs: result.timings.backend });
+    c.set('outcome', {
+      cache: result.cache,
+      layer: result.layer,
+      backendMs: result.timings.backend,
+      model,
+      modelVersion: result.explanation.modelVersion,
+    });
     c.header('X-Cache', result.cache);
     if (result.layer) c.header('X-Cache-Layer', result.layer);
     // Server-Timing: where a request's time went.

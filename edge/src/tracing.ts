@@ -21,6 +21,9 @@ export interface Outcome {
   cache: 'HIT' | 'MISS' | 'BYPASS';
   layer: string | null;
   backendMs?: number | undefined;
+  /** The model the client named (absent: the default) and the version that answered. */
+  model?: string | undefined;
+  modelVersion?: string | undefined;
 }
 
 export const tracing: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -47,6 +50,8 @@ export const tracing: MiddlewareHandler<AppEnv> = async (c, next) => {
     layer: outcome?.layer,
     ms: Date.now() - started,
     backendMs: outcome?.backendMs,
+    model: outcome?.model,
+    modelVersion: outcome?.modelVersion?.slice(0, 12),
   };
   // Never the key, the secret, a signature or a body: ids, the route pattern and numbers only.
   console.log(JSON.stringify(line));
@@ -64,6 +69,9 @@ export interface RequestLine {
   layer: string | null | undefined;
   ms: number;
   backendMs: number | undefined;
+  model: string | undefined;
+  /** The first 12 hex digits, as the backend's logs and error messages shorten it. */
+  modelVersion: string | undefined;
 }
 
 /** The Analytics Engine index holds at most 96 bytes. */
@@ -71,7 +79,8 @@ const MAX_INDEX_BYTES = 96;
 
 /**
  * The request's data point. blob1 route pattern, blob2 status class (`2xx`), blob3 cache outcome
- * (HIT|MISS|BYPASS|none), blob4 cache layer (or none), blob5 error code (or ''); double1 total ms, double2 backend
+ * (HIT|MISS|BYPASS|none), blob4 cache layer (or none), blob5 error code (or ''), blob6 the model named (default
+ * when none was, '' off the classify route), blob7 the answering model's version, 12 hex digits (or ''); double1 total ms, double2 backend
  * ms (0 when the backend was not called), double3 status; index1 the route pattern (the sampling key). Never the
  * request id: it is the client's own string when sane (client-chosen content has no place in the dataset), one
  * per request (no aggregate is grouped by it), and Analytics Engine samples at volume, so a lookup by id would
@@ -86,6 +95,8 @@ export function dataPoint(line: RequestLine, errorCode: ErrorCode | undefined): 
       line.cache ?? 'none',
       line.layer ?? 'none',
       errorCode ?? '',
+      line.model ?? (line.modelVersion ? 'default' : ''),
+      line.modelVersion ?? '',
     ],
     doubles: [line.ms, line.backendMs ?? 0, line.status],
   };

@@ -3,7 +3,7 @@
 // writeDataPoint is empty), so nothing written could be read back: these tests bind a recording dataset instead,
 // which also enforces the documented limits (one index of at most 96 bytes, at most 20 blobs and 20 doubles,
 // blobs at most 16 KB in all).
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createApp } from '../../edge/src/app';
 import type { Env } from '../../edge/src/env';
 import { auth, env, KEY } from './env';
@@ -59,15 +59,17 @@ describe('the Analytics Engine data point', () => {
       );
       expect((await call(app, '/v1/classify', withId(frameBody(input(7201)), 'ae-hit'), e)).status).toBe(200);
     });
+    // No model named: the default (the suite's first served model) answered, by its version's first 12 digits.
+    const version = inject('servedModels').models[0]!.version.slice(0, 12);
     expect(points).toEqual([
       {
         indexes: ['/v1/classify'],
-        blobs: ['/v1/classify', '2xx', 'MISS', 'none', ''],
+        blobs: ['/v1/classify', '2xx', 'MISS', 'none', '', 'default', version],
         doubles: [expect.any(Number), expect.any(Number), 200],
       },
       {
         indexes: ['/v1/classify'],
-        blobs: ['/v1/classify', '2xx', 'HIT', 'memory', ''],
+        blobs: ['/v1/classify', '2xx', 'HIT', 'memory', '', 'default', version],
         doubles: [expect.any(Number), 0, 200],
       },
     ]);
@@ -99,7 +101,7 @@ describe('the Analytics Engine data point', () => {
     expect(points).toEqual([
       {
         indexes: ['/v1/classify'],
-        blobs: ['/v1/classify', '4xx', 'none', 'none', 'unauthorized'],
+        blobs: ['/v1/classify', '4xx', 'none', 'none', 'unauthorized', '', ''],
         doubles: [expect.any(Number), 0, 401],
       },
     ]);
@@ -115,8 +117,8 @@ describe('the Analytics Engine data point', () => {
       expect((await call(app, '/no/such/route', {}, e)).status).toBe(404);
     });
     expect(points.map((p) => [p.indexes, p.blobs, p.doubles?.[2]])).toEqual([
-      [['/v1/explanations/:id'], ['/v1/explanations/:id', '4xx', 'MISS', 'none', 'not_found'], 404],
-      [['unmatched'], ['unmatched', '4xx', 'none', 'none', 'not_found'], 404],
+      [['/v1/explanations/:id'], ['/v1/explanations/:id', '4xx', 'MISS', 'none', 'not_found', '', ''], 404],
+      [['unmatched'], ['unmatched', '4xx', 'none', 'none', 'not_found', '', ''], 404],
     ]);
     expect(JSON.stringify(points)).not.toContain(id);
   });

@@ -1,6 +1,7 @@
 // Request tracing through the real Worker and the real backend process: the id every edge response carries,
 // the id and traceparent arriving at the backend inside the signed request (HTTP and SageMaker), and one JSON
 // log line per request on each tier with no key, secret or signature in any of them.
+import { decodeBase64 } from '@protopool/shared';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createApp } from '../../edge/src/app';
 import { HttpBackend } from '../../edge/src/transport/http';
@@ -14,6 +15,7 @@ const TRACE = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const HMAC_SECRET = env.PROTOPOOL_HMAC_SECRET!;
 
+const served = inject('servedModels');
 const traced = (seed: number, id: string, traceparent?: string) => {
   const init = frameBody(input(seed));
   return {
@@ -152,7 +154,14 @@ describe('the edge log line', () => {
       await call(app, '/v1/classify', traced(7105, 'log-miss'));
       await call(app, '/v1/classify', traced(7105, 'log-hit'));
       await call(app, '/v1/classify', { method: 'POST', headers: { 'x-request-id': 'log-401' } });
+      await call(app, '/v1/classify?model=parts', {
+        method: 'POST',
+        body: decodeBase64(served.image)!,
+        headers: { ...auth(), 'content-type': 'image/png', 'x-request-id': 'log-parts' },
+      });
     });
+    // The model a line names is the one the client asked for (none: the default); its version is the answer's.
+    const [tiny, parts] = served.models.map((m) => m.version.slice(0, 12));
     expect(lines).toEqual([
       {
         event: 'request',
@@ -163,6 +172,7 @@ describe('the edge log line', () => {
         layer: null,
         ms: expect.any(Number),
         backendMs: expect.any(Number),
+        modelVersion: tiny,
       },
       {
         event: 'request',
@@ -172,8 +182,21 @@ describe('the edge log line', () => {
         cache: 'HIT',
         layer: 'memory',
         ms: expect.any(Number),
+        modelVersion: tiny,
       },
       { event: 'request', id: 'log-401', route: '/v1/classify', status: 401, ms: expect.any(Number) },
+      {
+        event: 'request',
+        id: 'log-parts',
+        route: '/v1/classify',
+        status: 200,
+        cache: 'MISS',
+        layer: null,
+        ms: expect.any(Number),
+        backendMs: expect.any(Number),
+        model: 'parts',
+        modelVersion: parts,
+      },
     ]);
   });
 
