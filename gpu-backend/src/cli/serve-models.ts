@@ -9,8 +9,6 @@ export interface ServedModelArg {
   name: ModelName;
   /** The directory as given (a symlink stays a symlink: it is resolved again at each reload). */
   given: string;
-  /** The model directory it resolves to now. */
-  dir: string;
 }
 
 /** commander's collector for the repeatable --model. */
@@ -64,14 +62,14 @@ export async function servedModels(values: readonly string[]): Promise<ServedMod
       if (subs && !(await exists(join(path, 'model', 'manifest.json')))) {
         for (const sub of subs) {
           const given = join(path, sub);
-          out.push({ name: checkName(sub, `${source} (subdirectory ${sub})`), given, dir: given });
+          out.push({ name: checkName(sub, `${source} (subdirectory ${sub})`), given });
         }
         continue;
       }
     }
-    const dir = await modelDir(path);
-    const implied = basename(resolve(path));
-    out.push({ name: checkName(name ?? implied, source), given: path, dir });
+    // Checked now, so a wrong path is a usage error before anything loads.
+    await modelDir(path);
+    out.push({ name: checkName(name ?? basename(resolve(path)), source), given: path });
   }
   const names = out.map((m) => m.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);

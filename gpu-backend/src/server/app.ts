@@ -64,11 +64,11 @@ export function createApp(o: AppOptions): Hono<Env> {
   });
 
   // Ready only once every model is in: a client may ask for any of them. `model` stays the default's version;
-  // the queue and counters add up every model's (the process is idle only when all are).
+  // the queue and counters add up every model's (the process is idle only when all are); tensors is the
+  // process's count already.
   app.get('/ping', (c) => {
     const ready = allLoaded(models);
     const loaded = models.names.flatMap((n) => models.service(n)?.stats() ?? []);
-    // (tensors is the process's count already)
     const stats = loaded.length
       ? loaded.reduce((sum, t) => ({
           tensors: t.tensors,
