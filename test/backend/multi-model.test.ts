@@ -23,6 +23,7 @@ import {
   tensor,
 } from '@protopool/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nameOfDirectory } from '../../gpu-backend/src/cli/serve-models';
 import { readPrototypeImages } from '../../gpu-backend/src/io/model-files';
 import { type BackendProcess, CLI, ROOT, startBackend, trainTinyModel } from '../helpers/backend-process';
 import { png } from '../helpers/image-files';
@@ -481,13 +482,20 @@ describe('serve --model: names and defaults', () => {
     expect(r.stdout).not.toContain('listening');
   });
 
-  it('refuses a directory whose name is not a model name unless it is given one', async () => {
+  it('serves an unnamed directory under its own name in model-name form, as any training output is named', async () => {
     const work = await mkdtemp(join(tmpdir(), 'pp-multi-names-'));
     const odd = join(work, 'Fashion_MNIST');
     await symlink(FASHION, odd);
-    const r = serve(['--model', odd]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain(`--model ${odd}: "Fashion_MNIST" is not a model name`);
+    const backend = await startBackend(['--model', odd], { PROTOPOOL_HMAC_SECRET: SECRET });
+    try {
+      const list = ModelList.parse(await (await call(backend, '/v1/models')).json());
+      expect([list.default, list.models.map((m) => m.name)]).toEqual(['fashion-mnist', ['fashion-mnist']]);
+    } finally {
+      await backend.stop();
+    }
+    expect(
+      ['My Model', 'pp-run-Xy7Q', '__', 'A'.repeat(60)].map((d) => nameOfDirectory(join(work, d))),
+    ).toEqual(['my-model', 'pp-run-xy7q', 'model', 'a'.repeat(48)]);
   });
 
   it('serves every model in a directory of model directories, each under its own name (SageMaker model.tar.gz)', async () => {

@@ -30,6 +30,20 @@ function checkName(name: string, source: string): ModelName {
 }
 
 /**
+ * The name an unnamed directory is served under: its own name in model-name form (`Fashion_MNIST` →
+ * `fashion-mnist`, `pp-run-Xy7Q` → `pp-run-xy7q`), so `serve --model <any training output>` keeps working as it did
+ * before names existed; `model` when nothing of the name is left. A name the operator writes is taken as is.
+ */
+export function nameOfDirectory(dir: string): string {
+  const slug = basename(resolve(dir))
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, 48)
+    .replace(/^-+|-+$/g, '');
+  return slug || 'model';
+}
+
+/**
  * A directory holding no model but subdirectories that each hold one (a SageMaker model.tar.gz packing several
  * models under /opt/ml/model): those subdirectories, sorted, or null when it is not such a directory.
  */
@@ -62,14 +76,14 @@ export async function servedModels(values: readonly string[]): Promise<ServedMod
       if (subs && !(await exists(join(path, 'model', 'manifest.json')))) {
         for (const sub of subs) {
           const given = join(path, sub);
-          out.push({ name: checkName(sub, `${source} (subdirectory ${sub})`), given });
+          out.push({ name: checkName(nameOfDirectory(given), `${source} (subdirectory ${sub})`), given });
         }
         continue;
       }
     }
     // Checked now, so a wrong path is a usage error before anything loads.
     await modelDir(path);
-    out.push({ name: checkName(name ?? basename(resolve(path)), source), given: path });
+    out.push({ name: checkName(name ?? nameOfDirectory(path), source), given: path });
   }
   const names = out.map((m) => m.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
