@@ -1,4 +1,4 @@
-// Training-mode batch norm over NHWC buffers, forward and gradient, one pass over the activation each.
+// Training-mode batch norm over NHWC buffers, forward and gradient: statistics, then one pass to write.
 #include "common.h"
 
 namespace protopool {
@@ -19,6 +19,34 @@ Rows rowsOf(const Napi::Value& x, const Napi::Value& channels) {
   return {c, total, total / c};
 }
 
+// Rows per block of the per-channel sums below: fixed, so the sums do not depend on the thread count.
+constexpr int64_t kBlockRows = 256;
+
+// Whether a pass over `total` elements is worth a parallel region (memory-bound: a visit is cheap).
+bool parallelPass(int64_t total) { return threadsFor(static_cast<double>(total) * 16) > 1; }
+
+// K per-channel sums over every row: each block of kBlockRows rows fills its own partial sums (in parallel),
+// then the blocks are added in order. The result is the same double on any number of threads; a parallel
+// reduction clause would change the statistics' last bits with the thread count, and so the trained model.
+// `row(r, acc)` adds row r's terms to acc[k·c + ch].
+template <int K, class Row>
+std::array<std::vector<double>, K> channelSums(int64_t rows, int64_t c, Row row) {
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::vector<double> part(static_cast<size_t>(blocks * K * c), 0.0);
+#pragma omp parallel for schedule(static) if (parallelPass(rows * c))
+  for (int64_t b = 0; b < blocks; b++) {
+    double* acc = part.data() + b * K * c;
+    const int64_t end = std::min(rows, (b + 1) * kBlockRows);
+    for (int64_t r = b * kBlockRows; r < end; r++) row(r, acc);
+  }
+  std::array<std::vector<double>, K> out;
+  for (auto& v : out) v.assign(static_cast<size_t>(c), 0.0);
+  for (int64_t b = 0; b < blocks; b++)
+    for (int k = 0; k < K; k++)
+      for (int64_t ch = 0; ch < c; ch++) out[k][ch] += part[(b * K + k) * c + ch];
+  return out;
+}
+
 }  // namespace
 
 // batchNormTraining(x, gamma, beta, y, mean, variance, channels, epsilon)
@@ -36,19 +64,20 @@ Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
   float* y = floats(info[3], total, "y");
   float* mean = floats(info[4], c, "mean");
   float* variance = floats(info[5], c, "variance");
-  std::vector<double> sum(c, 0.0), sq(c, 0.0);
-  for (int64_t r = 0; r < rows; r++) {
+  // Two passes: the mean first, then squares about it (one pass of x² − mean² loses the variance of a
+  // large-valued activation to cancellation).
+  auto [sum] = channelSums<1>(rows, c, [&](int64_t r, double* acc) {
     const float* row = x + r * c;
-    for (int64_t ch = 0; ch < c; ch++) sum[ch] += row[ch];
-  }
+    for (int64_t ch = 0; ch < c; ch++) acc[ch] += row[ch];
+  });
   for (int64_t ch = 0; ch < c; ch++) sum[ch] /= static_cast<double>(rows);
-  for (int64_t r = 0; r < rows; r++) {
+  auto [sq] = channelSums<1>(rows, c, [&](int64_t r, double* acc) {
     const float* row = x + r * c;
     for (int64_t ch = 0; ch < c; ch++) {
       const double d = row[ch] - sum[ch];
-      sq[ch] += d * d;
+      acc[ch] += d * d;
     }
-  }
+  });
   std::vector<float> scale(c), shift(c);
   for (int64_t ch = 0; ch < c; ch++) {
     const double var = sq[ch] / static_cast<double>(rows);
@@ -58,7 +87,7 @@ Napi::Value BatchNormTraining(const Napi::CallbackInfo& info) {
     scale[ch] = static_cast<float>(s);
     shift[ch] = static_cast<float>(beta[ch] - sum[ch] * s);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallelPass(total))
   for (int64_t r = 0; r < rows; r++) {
     const float* in = x + r * c;
     float* out = y + r * c;
@@ -89,15 +118,14 @@ Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
   float* dx = floats(info[7], total, "dx");
   float* dGamma = floats(info[8], c, "dGamma");
   float* dBeta = floats(info[9], c, "dBeta");
-  std::vector<double> sumDy(c, 0.0), sumDyXc(c, 0.0);
-  for (int64_t r = 0; r < rows; r++) {
+  auto [sumDy, sumDyXc] = channelSums<2>(rows, c, [&](int64_t r, double* acc) {
     const float* xr = x + r * c;
     const float* gr = dy + r * c;
     for (int64_t ch = 0; ch < c; ch++) {
-      sumDy[ch] += gr[ch];
-      sumDyXc[ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean[ch]);
+      acc[ch] += gr[ch];
+      acc[c + ch] += static_cast<double>(gr[ch]) * (xr[ch] - mean[ch]);
     }
-  }
+  });
   const double n = static_cast<double>(rows);
   // dx = a·dy + b·(x − μ) + k per channel.
   std::vector<float> a(c), b(c), k(c);
@@ -110,7 +138,7 @@ Napi::Value BatchNormTrainingGrad(const Napi::CallbackInfo& info) {
     b[ch] = static_cast<float>(-g * r * r * sumDyXc[ch] / n + (hasDVar ? 2.0 * dVar[ch] / n : 0.0));
     k[ch] = static_cast<float>(-g * sumDy[ch] / n + (hasDMean ? dMean[ch] / n : 0.0));
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (parallelPass(total))
   for (int64_t r = 0; r < rows; r++) {
     const float* xr = x + r * c;
     const float* gr = dy + r * c;
@@ -142,7 +170,7 @@ Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
     a[ch] = static_cast<float>(s);
     b[ch] = static_cast<float>((hasOffset ? offset[ch] : 0.0) - mean[ch] * s);
   }
-#pragma omp parallel for schedule(static) if (rows > 4096)
+#pragma omp parallel for schedule(static) if (parallelPass(total))
   for (int64_t r = 0; r < rows; r++) {
     const float* in = x + r * c;
     float* out = y + r * c;

@@ -83,6 +83,33 @@ inline SharedBuffer filterCopy, scratchpad;
 // The rows a filter gradient by taps gathers (convolution.cc `backwardWeightsByTaps`).
 inline SharedBuffer gatheredX, gatheredDy;
 
+// Below this many multiply-adds a call runs on one thread. Between kernels the JS thread runs wasm ops and
+// tape bookkeeping, long enough for OpenMP's workers to go to sleep; waking them cost more than small work
+// saves (a training step's 200×40·40×64 matMul: under 0.1 ms on one thread, ~2 ms on two).
+constexpr double kSmallWork = 4e6;
+
+// The team size for a call of `work` multiply-adds (or element visits): one for small work, else the
+// configured count (setThreads).
+inline int threadsFor(double work) { return work < kSmallWork ? 1 : omp_get_max_threads(); }
+
+// This thread's OpenMP team size for one call, restored after. oneDNN sizes its parallel regions from it when
+// a primitive is made and when it runs, so a primitive is made and run under the same scope (and its cache
+// key names the count).
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : saved_(omp_get_max_threads()) {
+    if (threads != saved_) omp_set_num_threads(threads);
+  }
+  ~ThreadScope() {
+    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
+  }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 // The scratchpad argument for a primitive made with a user-managed scratchpad.
 inline memory scratchpadFor(const memory::desc& d) { return memory(d, cpu(), scratchpad.get(d.get_size())); }
 

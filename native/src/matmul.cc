@@ -46,8 +46,11 @@ Napi::Value MatMulEntry(const Napi::CallbackInfo& info) {
   float* b = floats(info[1], g.batchB * g.k * g.n, "b");
   float* bias = hasBias ? floats(info[2], g.n, "bias") : nullptr;
   float* c = floats(info[3], g.batch() * g.m * g.n, "c");
+  // The head's matMuls are tiny: on one thread they take less than waking a second one does.
+  const int threads = threadsFor(static_cast<double>(g.batch()) * g.m * g.k * g.n);
+  ThreadScope scope(threads);
   return guarded(env, [&] {
-    auto& k = cached<MatMulPrim>(matmuls, keyOf("m", v, 7, (hasBias ? 1 : 0) | (relu ? 2 : 0)),
+    auto& k = cached<MatMulPrim>(matmuls, keyOf("m", v, 7, (hasBias ? 1 : 0) | (relu ? 2 : 0) | (threads << 2)),
                                  [&] { return std::make_unique<MatMulPrim>(g, hasBias, relu); });
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(g.a(), cpu(), a)},
                                          {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), b)},

@@ -118,6 +118,86 @@ describe.skipIf(!load.ok)('fused training-mode batch norm (native kernels)', () 
   });
 });
 
+describe.skipIf(!load.ok)('the native batch-norm kernel on more than one thread', () => {
+  // 50×32×32×8: past the size where its passes go parallel, with 8 channels so each block sums many rows.
+  const [rows, c] = [50 * 32 * 32, 8];
+  const seeded = (seed: number, offset: number) =>
+    Float32Array.from(
+      { length: rows * c },
+      (_, i) => offset + Math.sin(seed * 1e-3 * (i + 1) + i * 0.37) * 4,
+    );
+  const x = seeded(1, 3);
+  const dy = seeded(2, 0);
+  const gamma = Float32Array.from({ length: c }, (_, i) => 0.5 + i / 8);
+  const beta = Float32Array.from({ length: c }, (_, i) => i / 4 - 1);
+
+  // Where the order of a sum shows even in float32: ±1e16 at the first and last row and ones between, so a
+  // sum that meets 1e16 first loses every 1 it adds (1e16's spacing in double is 2). Any split of the rows that
+  // follows the thread count gives another mean.
+  const extreme = Float32Array.from({ length: rows * c }, (_, i) =>
+    i < c ? 1e16 : i >= (rows - 1) * c ? -1e16 : 1,
+  );
+
+  function run(threads: number, input = x, grad = dy) {
+    const k = load.ok ? load.kernels : undefined;
+    k!.setThreads(threads);
+    const out = {
+      y: new Float32Array(rows * c),
+      mean: new Float32Array(c),
+      variance: new Float32Array(c),
+      dx: new Float32Array(rows * c),
+      dGamma: new Float32Array(c),
+      dBeta: new Float32Array(c),
+    };
+    k!.batchNormTraining(input, gamma, beta, out.y, out.mean, out.variance, c, 1e-5);
+    k!.batchNormTrainingGrad(
+      input,
+      grad,
+      gamma,
+      out.mean,
+      out.variance,
+      null,
+      null,
+      out.dx,
+      out.dGamma,
+      out.dBeta,
+      c,
+      1e-5,
+    );
+    return out;
+  }
+
+  afterAll(() => {
+    if (load.ok) load.kernels.setThreads(1);
+  });
+
+  it('gives the same bits on one thread and on two, so a model does not depend on --threads through it', () => {
+    for (const [input, grad] of [
+      [x, dy],
+      [extreme, extreme],
+    ]) {
+      const one = run(1, input, grad);
+      const two = run(2, input, grad);
+      for (const key of Object.keys(one) as (keyof typeof one)[])
+        expect(Buffer.from(two[key].buffer).equals(Buffer.from(one[key].buffer)), key).toBe(true);
+    }
+  });
+
+  it('computes the statistics and dβ a double-precision sum by hand gives', () => {
+    const { mean, variance, dBeta } = run(2);
+    for (let ch = 0; ch < c; ch++) {
+      let [s, sdy] = [0, 0];
+      for (let r = 0; r < rows; r++) [s, sdy] = [s + x[r * c + ch]!, sdy + dy[r * c + ch]!];
+      const m = s / rows;
+      let sq = 0;
+      for (let r = 0; r < rows; r++) sq += (x[r * c + ch]! - m) ** 2;
+      expect(mean[ch]).toBe(Math.fround(m));
+      expect(variance[ch]).toBe(Math.fround(sq / rows));
+      expect(dBeta[ch]).toBe(Math.fround(sdy));
+    }
+  });
+});
+
 describe('the batch-norm layer class', () => {
   it('is what a saved model with BatchNormalization layers loads as, with the same config', async () => {
     const input = tf.input({ shape: [4, 4, 3] });
