@@ -37,6 +37,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("filterCopyBytes", static_cast<double>(filterCopy.size()));
   out.Set("scratchpadBytes", static_cast<double>(scratchpad.size()));
   out.Set("gatherBytes", static_cast<double>(gatheredX.size() + gatheredDy.size()));
+  // Filters of unchanging weights kept in their primitives' layouts (convolution.cc `filterFor`).
+  out.Set("keptFilterBytes", static_cast<double>(keptFilterBytes()));
   return out;
 }
 

@@ -134,6 +134,7 @@ struct Relayout {
   Relayout(const memory::desc& plainDesc, const memory::desc& wantedDesc, bool toWanted)
       : plain(plainDesc), wanted(wantedDesc) {
     if (plain == wanted) return;
+    ThreadScope scope(threads());
     step = toWanted ? std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), plain, cpu(), wanted))
                     : std::make_unique<dnnl::reorder>(dnnl::reorder::primitive_desc(cpu(), wanted, cpu(), plain));
   }
@@ -143,14 +144,19 @@ struct Relayout {
     memory user(plain, cpu(), data);
     if (!step) return user;
     memory copy = shared();
+    ThreadScope scope(threads());
     step->execute(stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, copy}});
     return copy;
   }
+  // A filter is small, its reorder memory-bound: one thread unless it is large (a 64×512 add-on filter took
+  // 2.8 ms on two threads in a training step, most of it waking the second).
+  int threads() const { return threadsFor(static_cast<double>(plain.get_size()) / sizeof(float) * 4); }
   // The memory a primitive writes to; `out(data)` then moves it into the plain buffer.
   memory target(float* data) { return step ? shared() : memory(plain, cpu(), data); }
   void out(float* data) {
     if (!step) return;
     memory user(plain, cpu(), data);
+    ThreadScope scope(threads());
     step->execute(stream(), {{DNNL_ARG_FROM, shared()}, {DNNL_ARG_TO, user}});
   }
   memory shared() const { return memory(wanted, cpu(), filterCopy.get(wanted.get_size())); }
@@ -182,6 +188,7 @@ Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackpropFilter(const Napi::CallbackInfo& info);
 Napi::Value Conv2dBackpropFilterMethod(const Napi::CallbackInfo& info);
 size_t convolutionPrimitives();
+size_t keptFilterBytes();
 Napi::Value MatMulEntry(const Napi::CallbackInfo& info);
 size_t matMulPrimitives();
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info);

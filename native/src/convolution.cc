@@ -2,7 +2,8 @@
 //
 // Activations are handed to oneDNN in place (nhwc is a layout its AVX2 kernels take directly), so a
 // call copies nothing but filters, which are small: they are reordered into the blocked layout the
-// chosen implementation wants, and filter gradients back into HWIO. Primitives (and the buffers for
+// chosen implementation wants (once, for filters the caller says do not change), and filter gradients back
+// into HWIO. Primitives (and the buffers for
 // those reorders) are cached per geometry, since a training run repeats a handful of shapes forever.
 //
 // Filter gradients of wide layers on small maps go another way (`backwardWeightsByTaps`): oneDNN 2.6's nhwc kernels either
@@ -125,13 +126,79 @@ void backwardWeightsByTaps(const Conv& g, const float* x, const float* dy, float
   }
 }
 
+// Filters in a primitive's layout, kept across calls for weights that do not change: a frozen backbone in the
+// warm-up phase, a served model. Reordering ResNet-18's filters cost ~16 ms of a 220 ms two-thread warm-up
+// step, every step, for the same bytes. The caller names such a filter by a token (never reused: the JS side
+// hands one per tensor, whose data TF.js never changes); token 0 means "do not keep". A kept copy unused for
+// kKeptIdleCalls convolution calls is dropped (its tensor is gone, or another model took over), and the
+// whole set never passes kKeptMaxBytes.
+struct KeptFilter {
+  std::unique_ptr<char, void (*)(void*)> data{nullptr, std::free};
+  size_t bytes = 0;
+  uint64_t lastUse = 0;
+};
+std::unordered_map<std::string, KeptFilter> keptFilters;
+size_t keptBytes = 0;
+uint64_t convCalls = 0;
+constexpr uint64_t kKeptIdleCalls = 256;
+constexpr size_t kKeptMaxBytes = size_t{512} << 20;
+
+void dropKept(std::unordered_map<std::string, KeptFilter>::iterator it) {
+  keptBytes -= it->second.bytes;
+  keptFilters.erase(it);
+}
+
+// Every 64 calls: drop the copies nobody used lately.
+void sweepKept() {
+  if (++convCalls % 64 != 0) return;
+  for (auto it = keptFilters.begin(); it != keptFilters.end();) {
+    auto next = std::next(it);
+    if (convCalls - it->second.lastUse > kKeptIdleCalls) dropKept(it);
+    it = next;
+  }
+}
+
+// The filter `w` as `layout` wants it: the kept copy for (token, primitive), made on first use; without a
+// token (or when the layout is the caller's own), what `layout.in` gives.
+memory filterFor(Relayout& layout, float* w, double token, const std::string& primitiveKey) {
+  if (token <= 0 || !layout.step) return layout.in(w);
+  const std::string key = std::to_string(static_cast<uint64_t>(token)) + "@" + primitiveKey;
+  auto it = keptFilters.find(key);
+  if (it == keptFilters.end()) {
+    const size_t bytes = layout.wanted.get_size();
+    while (keptBytes + bytes > kKeptMaxBytes && !keptFilters.empty()) {
+      auto oldest = std::min_element(keptFilters.begin(), keptFilters.end(), [](const auto& a, const auto& b) {
+        return a.second.lastUse < b.second.lastUse;
+      });
+      dropKept(oldest);
+    }
+    KeptFilter kept;
+    kept.data.reset(static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+    if (!kept.data) throw std::bad_alloc();
+    kept.bytes = bytes;
+    memory copy(layout.wanted, cpu(), kept.data.get());
+    ThreadScope scope(layout.threads());
+    layout.step->execute(stream(), {{DNNL_ARG_FROM, memory(layout.plain, cpu(), w)}, {DNNL_ARG_TO, copy}});
+    keptBytes += bytes;
+    it = keptFilters.emplace(key, std::move(kept)).first;
+  }
+  it->second.lastUse = convCalls;
+  return memory(layout.wanted, cpu(), it->second.data.get());
+}
+
 std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
 std::unordered_map<std::string, std::unique_ptr<BackwardData>> backwardDatas;
 std::unordered_map<std::string, std::unique_ptr<BackwardWeights>> backwardWeights;
 
 }  // namespace
 
-// conv2d(x, filter, bias | null, y, geometry: Int32Array(17), relu: boolean)
+// The token argument at `index`: a positive integer naming an unchanging filter, or 0 (absent: 0).
+double tokenArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined() || info[index].IsNull()) return 0;
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+// conv2d(x, filter, bias | null, y, geometry: Int32Array(17), relu: boolean, filterToken?: number)
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Conv g = readConv(info[4]);
@@ -141,12 +208,14 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   float* w = floats(info[1], g.weightsSize(), "filter");
   float* b = hasBias ? floats(info[2], g.co, "bias") : nullptr;
   float* y = floats(info[3], g.dstSize(), "y");
+  const double token = tokenArg(info, 6);
   return guarded(env, [&] {
-    auto& f = cached<Forward>(forwards, keyOf("f", info[4].As<Napi::Int32Array>().Data(), Conv::kFields,
-                                              (hasBias ? 1 : 0) | (relu ? 2 : 0)),
-                              [&] { return std::make_unique<Forward>(g, hasBias, relu); });
+    sweepKept();
+    const std::string key =
+        keyOf("f", info[4].As<Napi::Int32Array>().Data(), Conv::kFields, (hasBias ? 1 : 0) | (relu ? 2 : 0));
+    auto& f = cached<Forward>(forwards, key, [&] { return std::make_unique<Forward>(g, hasBias, relu); });
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(g.src(), cpu(), x)},
-                                         {DNNL_ARG_WEIGHTS, f.weights.in(w)},
+                                         {DNNL_ARG_WEIGHTS, filterFor(f.weights, w, token, key)},
                                          {DNNL_ARG_DST, memory(g.dst(), cpu(), y)}};
     if (hasBias) args.emplace(DNNL_ARG_BIAS, memory(g.bias(), cpu(), b));
     args.emplace(DNNL_ARG_SCRATCHPAD, scratchpadFor(f.pd.scratchpad_desc()));
@@ -155,19 +224,21 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   });
 }
 
-// conv2dBackpropInput(dy, filter, dx, geometry)
+// conv2dBackpropInput(dy, filter, dx, geometry, filterToken?: number)
 Napi::Value Conv2dBackpropInput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Conv g = readConv(info[3]);
   float* dy = floats(info[0], g.dstSize(), "dy");
   float* w = floats(info[1], g.weightsSize(), "filter");
   float* dx = floats(info[2], g.srcSize(), "dx");
+  const double token = tokenArg(info, 4);
   return guarded(env, [&] {
-    auto& k = cached<BackwardData>(backwardDatas, keyOf("d", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0),
-                                   [&] { return std::make_unique<BackwardData>(g); });
+    sweepKept();
+    const std::string key = keyOf("d", info[3].As<Napi::Int32Array>().Data(), Conv::kFields, 0);
+    auto& k = cached<BackwardData>(backwardDatas, key, [&] { return std::make_unique<BackwardData>(g); });
     k.prim.execute(stream(), {{DNNL_ARG_SCRATCHPAD, scratchpadFor(k.pd.scratchpad_desc())},
                               {DNNL_ARG_DIFF_DST, memory(g.dst(), cpu(), dy)},
-                              {DNNL_ARG_WEIGHTS, k.weights.in(w)},
+                              {DNNL_ARG_WEIGHTS, filterFor(k.weights, w, token, key)},
                               {DNNL_ARG_DIFF_SRC, memory(g.src(), cpu(), dx)}});
     stream().wait();
   });
@@ -200,5 +271,7 @@ Napi::Value Conv2dBackpropFilterMethod(const Napi::CallbackInfo& info) {
 }
 
 size_t convolutionPrimitives() { return forwards.size() + backwardDatas.size() + backwardWeights.size(); }
+
+size_t keptFilterBytes() { return keptBytes; }
 
 }  // namespace protopool

@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions; buffers are TF.js float32 data (NHWC activations, HWIO filters). */
 export interface NativeKernels {
-  /** y = relu?(conv(x, filter) + bias?); geometry is `convGeometry(...)`. */
+  /**
+   * y = relu?(conv(x, filter) + bias?); geometry is `convGeometry(...)`. `filterToken` > 0 promises the filter's
+   * values never change under that token: its copy in oneDNN's layout is then kept and reused.
+   */
   conv2d(
     x: Float32Array,
     filter: Float32Array,
@@ -14,8 +17,15 @@ export interface NativeKernels {
     y: Float32Array,
     geometry: Int32Array,
     relu: boolean,
+    filterToken?: number,
   ): void;
-  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array): void;
+  conv2dBackpropInput(
+    dy: Float32Array,
+    filter: Float32Array,
+    dx: Float32Array,
+    geometry: Int32Array,
+    filterToken?: number,
+  ): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void;
   /** How conv2dBackpropFilter handles a geometry: one gemm per filter tap, or oneDNN's convolution. */
   conv2dBackpropFilterMethod(geometry: Int32Array): 'taps' | 'onednn';
@@ -101,7 +111,17 @@ export interface NativeKernels {
     out: Float32Array,
   ): void;
   setThreads(n: number): void;
-  info(): { onednn: string; threads: number; isa: string; cachedPrimitives: number };
+  info(): {
+    onednn: string;
+    threads: number;
+    isa: string;
+    cachedPrimitives: number;
+    filterCopyBytes: number;
+    scratchpadBytes: number;
+    gatherBytes: number;
+    /** Filters kept in oneDNN's layout for tokens (conv2d's `filterToken`). */
+    keptFilterBytes: number;
+  };
 }
 
 export type NativeLoad = { ok: true; kernels: NativeKernels } | { ok: false; reason: string };

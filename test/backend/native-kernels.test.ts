@@ -11,7 +11,7 @@ import {
   registerNativeKernels,
   removeNativeKernels,
 } from '../../gpu-backend/src/kernels/native';
-import { convGeometry } from '../../gpu-backend/src/kernels/native/convolution';
+import { convGeometry, FilterTokens } from '../../gpu-backend/src/kernels/native/convolution';
 import { replacedBy } from '../../gpu-backend/src/kernels/replacement';
 import { GroupedAdam } from '../../gpu-backend/src/train/optimizer';
 import { onCpuAnd, relativeError } from '../helpers/compare';
@@ -127,6 +127,57 @@ describe.skipIf(!load.ok)('oneDNN kernels on wasm', () => {
     expect(method([50, 70, 70, 3], [7, 7, 3, 64], 2, 'valid')).toBe('onednn');
     expect(method([50, 16, 16, 64], [3, 3, 64, 64], 1, 'same')).toBe('onednn');
     expect(method([50, 16, 16, 64], [1, 1, 64, 128], 2, 'valid')).toBe('onednn');
+  });
+
+  it('keeps a reused filter in oneDNN’s layout once, and never answers from a stale copy after the weights change', async () => {
+    // A variable used as a filter three times (a frozen layer), then assigned new values (a trained one).
+    const run = () => {
+      const first = t([3, 3, 16, 32], 21, 0.5);
+      const v = tf.variable(first);
+      const x = t([2, 6, 6, 16], 22) as tf.Tensor4D;
+      const conv = () => tf.conv2d(x, v as unknown as tf.Tensor4D, 1, 'same');
+      const kept = () => (load.ok ? load.kernels.info().keptFilterBytes : 0);
+      const before = kept();
+      const [a, b, c] = [conv(), conv(), conv()];
+      const grew = kept() - before;
+      const next = t([3, 3, 16, 32], 23, 0.5);
+      v.assign(next);
+      const [d, e] = [conv(), conv()];
+      const out = [a, b, c, d, e].map((y) => y.dataSync() as Float32Array);
+      tf.dispose([v, first, x, next, a, b, c, d, e]);
+      return { out, grew };
+    };
+    await tf.setBackend('cpu');
+    const start = tf.memory().numTensors;
+    const ref = run().out;
+    await tf.setBackend('wasm');
+    const { out, grew } = run();
+    expect(tf.memory().numTensors).toBe(start);
+    // The second use keeps one copy: 3·3·16·32 floats in oneDNN's blocked layout (no padding at 16 and 32).
+    expect(grew).toBe(3 * 3 * 16 * 32 * 4);
+    // The kept copy gives the very bits the first call's fresh reorder gave.
+    expect(Buffer.from(out[1]!.buffer).equals(Buffer.from(out[0]!.buffer))).toBe(true);
+    expect(Buffer.from(out[2]!.buffer).equals(Buffer.from(out[0]!.buffer))).toBe(true);
+    for (let i = 0; i < 5; i++) expect(relativeError(out[i]!, ref[i]!), `call ${i}`).toBeLessThan(1e-5);
+    // After assign, the new weights answer: far from the old output, close to cpu's with the new filter.
+    expect(relativeError(out[3]!, out[0]!)).toBeGreaterThan(0.5);
+  });
+
+  it('gives a filter a token on its second use in a direction, one for good, never reused', () => {
+    const a = new FilterTokens();
+    const b = new FilterTokens();
+    const f: tf.TensorInfo = { dataId: {}, shape: [1], dtype: 'float32' };
+    const g: tf.TensorInfo = { dataId: {}, shape: [1], dtype: 'float32' };
+    expect(a.of(f, 'forward')).toBe(0);
+    const token = a.of(f, 'forward');
+    expect(token).toBeGreaterThan(0);
+    expect(a.of(f, 'forward')).toBe(token);
+    // The input gradient uses a step's new weights once: it counts its own uses.
+    expect(a.of(f, 'backwardData')).toBe(0);
+    expect(a.of(g, 'forward')).toBe(0);
+    const tokens = [a.of(g, 'forward'), a.of(f, 'backwardData'), b.of(f, 'forward'), b.of(f, 'forward')];
+    // Another registration's tokens (b) are new numbers too: the addon's kept copies outlive registrations.
+    expect(new Set([token, ...tokens.filter((x) => x > 0)]).size).toBe(4);
   });
 
   it('conv2d with dilation 2 matches cpu', async () => {

@@ -49,7 +49,39 @@ export function convGeometry(info: tf.backend_util.Conv2DInfo): Int32Array {
 }
 
 const isNhwc = (a: ConvAttrs) => (a.dataFormat ?? 'NHWC') === 'NHWC';
-export function convKernel(native: NativeKernels, fused: boolean): Replacement {
+
+/**
+ * A filter's token for the addon's kept copies (convolution.cc `filterFor`): 0 the first time a tensor's data
+ * is a filter in this direction, then one token for good. TF.js never changes the values under a dataId (a
+ * variable's assign gives it a new one), so a filter used twice is a frozen layer's or a served model's, and
+ * its reordered copy can be kept; a trained layer's new weights each step are used once and are not kept.
+ */
+// One counter for the process, whatever registers the kernels how often: the addon's kept copies outlive a
+// registration, and a token must never name two tensors.
+let nextToken = 1;
+
+export class FilterTokens {
+  // Per direction: in joint training the forward pass and the input gradient each use a step's new weights
+  // once, and neither should keep them.
+  private readonly seen = {
+    forward: new WeakMap<object, number>(),
+    backwardData: new WeakMap<object, number>(),
+  };
+
+  of(filter: tf.TensorInfo, direction: 'forward' | 'backwardData'): number {
+    const seen = this.seen[direction];
+    const token = seen.get(filter.dataId);
+    if (token === undefined) {
+      seen.set(filter.dataId, 0);
+      return 0;
+    }
+    if (token > 0) return token;
+    const fresh = nextToken++;
+    seen.set(filter.dataId, fresh);
+    return fresh;
+  }
+}
+export function convKernel(native: NativeKernels, fused: boolean, tokens: FilterTokens): Replacement {
   return (args, fallback) => {
     const a = args.attrs as unknown as ConvAttrs;
     const { x, filter, bias } = args.inputs as Record<string, tf.TensorInfo | undefined>;
@@ -80,12 +112,13 @@ export function convKernel(native: NativeKernels, fused: boolean): Replacement {
         y,
         convGeometry(info),
         activation === 'relu',
+        tokens.of(filter!, 'forward'),
       ),
     );
   };
 }
 
-export function backpropInput(native: NativeKernels): Replacement {
+export function backpropInput(native: NativeKernels, tokens: FilterTokens): Replacement {
   return (args: KernelArgs, fallback: KernelFunc) => {
     const a = args.attrs as unknown as ConvAttrs;
     const { dy, filter } = args.inputs as Record<string, tf.TensorInfo>;
@@ -99,7 +132,13 @@ export function backpropInput(native: NativeKernels): Replacement {
       a.dimRoundingMode,
     );
     return produce(args.backend as BackendWasm, a.inputShape!, (view, dx) =>
-      native.conv2dBackpropInput(view(dy!), view(filter!), dx, convGeometry(info)),
+      native.conv2dBackpropInput(
+        view(dy!),
+        view(filter!),
+        dx,
+        convGeometry(info),
+        tokens.of(filter!, 'backwardData'),
+      ),
     );
   };
 }

@@ -3,7 +3,7 @@
 import type { NativeKernels } from '@protopool/native-kernels';
 import * as tf from '@tensorflow/tfjs';
 import { type KernelReplacement, registerOwnKernels, replaceKernels, restoreKernels } from '../replacement';
-import { backpropFilter, backpropInput, convKernel } from './convolution';
+import { backpropFilter, backpropInput, convKernel, FilterTokens } from './convolution';
 import { copies } from './copies';
 import type { Replacement } from './heap';
 import { matMulKernel } from './matmul';
@@ -44,10 +44,11 @@ export const NATIVE_KERNELS = [
 
 /** The addon's kernels as replacements of wasm's (which stay as their fallbacks). */
 function replacements(native: NativeKernels): KernelReplacement[] {
+  const tokens = new FilterTokens();
   const impl: Record<(typeof NATIVE_KERNELS)[number], Replacement> = {
-    Conv2D: convKernel(native, false),
-    FusedConv2D: convKernel(native, true),
-    Conv2DBackpropInput: backpropInput(native),
+    Conv2D: convKernel(native, false, tokens),
+    FusedConv2D: convKernel(native, true, tokens),
+    Conv2DBackpropInput: backpropInput(native, tokens),
     Conv2DBackpropFilter: backpropFilter(native),
     BatchMatMul: matMulKernel(native),
     _FusedMatMul: matMulKernel(native),
