@@ -124,6 +124,51 @@ export class ProtoPoolModel {
     });
   }
 
+  /** The backbone alone (the add-on's input), with the map at a layer too when one is named; built once each. */
+  private backbones = new Map<string, tf.LayersModel>();
+
+  /**
+   * The backbone's output f (the add-on's input) and, when `layer` is named, the map there. For a frozen
+   * backbone: run before the gradient tape, its ops record nothing and save nothing for a backward pass no
+   * gradient takes (TF.js clones every saved tensor; in a ResNet-18 warm-up step ~540 clones). Same ops, same
+   * values as inside `forward`.
+   */
+  backboneFeatures(
+    x: tf.Tensor4D,
+    training: boolean,
+    layer?: string,
+  ): { f: tf.Tensor4D; shallow?: tf.Tensor4D } {
+    const key = layer ?? '';
+    let net = this.backbones.get(key);
+    if (!net) {
+      const f = this.features.getLayer(ADDON_LAYER).input as tf.SymbolicTensor;
+      const outputs = layer ? [this.features.getLayer(layer).output as tf.SymbolicTensor, f] : [f];
+      // Shares every layer with `features`, as the shallow twins do.
+      net = tf.model({ inputs: this.features.inputs, outputs });
+      this.backbones.set(key, net);
+    }
+    const model = net;
+    return tf.tidy(() => {
+      const out = model.apply(x, { training });
+      if (!layer) return { f: out as tf.Tensor4D };
+      const [shallow, f] = out as [tf.Tensor4D, tf.Tensor4D];
+      return { f, shallow };
+    });
+  }
+
+  /** `forward` from the backbone's output (`backboneFeatures`): the add-on, the assignment, the head. */
+  forwardFromBackbone(
+    f: tf.Tensor4D,
+    mode: AssignmentMode,
+    training: boolean,
+  ): ForwardResult & { z: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const z = this.features.getLayer(ADDON_LAYER).apply(f, { training }) as tf.Tensor4D;
+      const q = this.head.assignment(mode);
+      return { ...this.head.forward(z, q), q, z };
+    });
+  }
+
   /** The same layers with a second output at `layer` (an early, shallow map), built once per layer name. */
   private withShallow = new Map<string, tf.LayersModel>();
 
@@ -152,6 +197,7 @@ export class ProtoPoolModel {
   dispose(): void {
     // The twins own no weights of their own; disposing `features` frees them.
     this.withShallow.clear();
+    this.backbones.clear();
     this.frozen?.dispose();
     this.features.dispose();
     this.head.dispose();

@@ -85,6 +85,14 @@ export async function trainStep(
           }
           let correct: tf.Scalar | undefined;
           let parts: tf.Tensor1D | undefined;
+          // Checked to exist when training starts.
+          const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
+          const training = phase !== 'lastLayer';
+          // A frozen backbone (warm-up, last-layer phase) runs before the tape: the same values, without
+          // recording and cloning every one of its ops for a backward pass that never reaches them.
+          const frozen = groups.includes('backbone')
+            ? undefined
+            : model.backboneFeatures(images, training, alignLayer);
           const { value, grads } = tf.variableGrads(() => {
             const mode = noise
               ? // The scale anneals within an epoch too: with few, long epochs a per-epoch jump would freeze
@@ -95,13 +103,14 @@ export async function trainStep(
                   noise,
                 } as const)
               : ({ kind: 'inference' } as const);
-            // Checked to exist when training starts.
-            const alignLayer = phase !== 'lastLayer' && w.align > 0 ? alignLayerOf(config) : undefined;
-            const training = phase !== 'lastLayer';
+            const fromFrozen = frozen && {
+              ...model.forwardFromBackbone(frozen.f, mode, training),
+              shallow: frozen.shallow,
+            };
             const aligned = alignLayer
-              ? model.forwardWithShallow(images, mode, training, alignLayer)
+              ? (fromFrozen ?? model.forwardWithShallow(images, mode, training, alignLayer))
               : undefined;
-            const r = aligned ?? model.forward(images, mode, training);
+            const r = aligned ?? fromFrozen ?? model.forward(images, mode, training);
             correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(r.logits, 1), y), 'float32'))) as tf.Scalar;
             // Each term unweighted (logged) and as it enters the loss. l1 is logged weighted, as it always was.
             const l1 = tf.mul(lastLayerL1(model.head.lastLayer, model.head.identity), w.l1) as tf.Scalar;
@@ -119,7 +128,7 @@ export async function trainStep(
               loss.clst = weighted(clusterLoss(r.minDistances, r.q, y, c.depth), w.clst);
               loss.sep = weighted(separationLoss(r.minDistances, r.q, y, c.depth), w.sep);
               loss.ortho = weighted(orthogonalityLoss(model.head.slotLogits), w.ortho);
-              if (aligned) loss.align = weighted(alignmentLoss(aligned.shallow, aligned.z), w.align);
+              if (aligned) loss.align = weighted(alignmentLoss(aligned.shallow!, aligned.z), w.align);
             }
             names = Object.keys(loss) as LossTerm[];
             parts = tf.keep(tf.mul(tf.stack(names.map((t) => loss[t]!.value)), share) as tf.Tensor1D);
