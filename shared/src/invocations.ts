@@ -14,6 +14,7 @@
 //   <attributes>&pp-ts=<unix s>&pp-sig=v1=<hex>, signed (hmac.ts) as POST "/invocations?<attributes>".
 import { ProtocolError } from './errors';
 import { SIGNATURE_HEADER, signRequest, TIMESTAMP_HEADER, type VerifyResult, verifyRequest } from './hmac';
+import { modelQuery } from './models';
 import { RequestId, type RequestTrace, Traceparent } from './tracing';
 
 export const CUSTOM_ATTRIBUTES_HEADER = 'X-Amzn-SageMaker-Custom-Attributes';
@@ -38,9 +39,9 @@ export function invocationAttributes(invocation: Invocation): string {
       return query ? query + suffix : suffix.slice(1);
     }
     case 'manifest':
-      return `route=manifest${modelParam(invocation.model)}${suffix}`;
+      return `route=manifest${modelSuffix(invocation.model)}${suffix}`;
     case 'prototype-image':
-      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}${modelParam(invocation.model)}${suffix}`;
+      return `route=prototype-image&id=${encodeURIComponent(invocation.id)}${modelSuffix(invocation.model)}${suffix}`;
     case 'models':
       return `route=models${suffix}`;
   }
@@ -69,8 +70,9 @@ export function readInvocation(attributes: string | null | undefined): Invocatio
   throw new ProtocolError('bad_request', `unknown route "${route.slice(0, 40)}" in custom attributes`);
 }
 
-function modelParam(model: string | undefined): string {
-  return model === undefined ? '' : `&model=${encodeURIComponent(model)}`;
+function modelSuffix(model: string | undefined): string {
+  const q = new URLSearchParams(modelQuery(model)).toString();
+  return q ? `&${q}` : '';
 }
 
 /** `attributes` with the edge's signature appended. */

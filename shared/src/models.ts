@@ -65,6 +65,14 @@ export function modelSummary(name: ModelName, manifest: ModelManifest): ModelSum
   };
 }
 
+/**
+ * `{model}` for a query or the SageMaker attributes, `{}` for the default model: a request naming none stays
+ * byte for byte what it was before models had names.
+ */
+export function modelQuery(model: string | undefined): { model?: string } {
+  return model === undefined ? {} : { model };
+}
+
 /** The model a request names, or undefined for the default; a bad name is a 400 naming the parameter. */
 export function parseModelQuery(query: Record<string, string | undefined>): ModelName | undefined {
   const parsed = ModelQuery.safeParse({ model: query.model });

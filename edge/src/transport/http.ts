@@ -10,6 +10,7 @@ import {
   ModelList,
   ModelManifest,
   type ModelName,
+  modelQuery,
   optionsQuery,
   type RequestTrace,
   signRequest,
@@ -94,7 +95,7 @@ export class HttpBackend implements Backend {
     const res = await this.request(
       'POST',
       '/invocations',
-      { ...optionsQuery(options), ...named(model) },
+      { ...optionsQuery(options), ...modelQuery(model) },
       trace,
       encodeFrame(tensor),
       TENSOR_MEDIA_TYPE,
@@ -106,7 +107,7 @@ export class HttpBackend implements Backend {
   }
 
   async manifest(trace?: RequestTrace, model?: ModelName): Promise<ModelManifest> {
-    const res = await this.request('GET', '/v1/model', named(model), trace);
+    const res = await this.request('GET', '/v1/model', modelQuery(model), trace);
     if (!res.ok) throw await this.failure(res);
     const parsed = ModelManifest.safeParse(await res.json());
     if (!parsed.success) throw new BackendError('backend_unavailable', 'backend sent an invalid manifest');
@@ -114,7 +115,7 @@ export class HttpBackend implements Backend {
   }
 
   async prototypeImage(id: number, trace?: RequestTrace, model?: ModelName): Promise<Uint8Array | null> {
-    const res = await this.request('GET', `/v1/prototypes/${id}/image`, named(model), trace);
+    const res = await this.request('GET', `/v1/prototypes/${id}/image`, modelQuery(model), trace);
     if (res.status === 404) return null;
     if (!res.ok) throw await this.failure(res);
     return new Uint8Array(await res.arrayBuffer());
@@ -127,9 +128,4 @@ export class HttpBackend implements Backend {
     if (!parsed.success) throw new BackendError('backend_unavailable', 'backend sent an invalid model list');
     return parsed.data;
   }
-}
-
-/** The query naming a model; none for the default, so default-model calls stay as they were. */
-function named(model: ModelName | undefined): Record<string, string> {
-  return model === undefined ? {} : { model };
 }

@@ -15,6 +15,7 @@ import {
   ModelList,
   ModelManifest,
   type ModelName,
+  modelQuery,
   optionsQuery,
   type RequestTrace,
   signAttributes,
@@ -130,7 +131,7 @@ export class SageMakerBackend implements Backend {
     model?: ModelName,
   ): Promise<Explanation> {
     // The classify attributes are the query /invocations would take, model= included.
-    const query = { ...optionsQuery(options), ...(model === undefined ? {} : { model }) };
+    const query = { ...optionsQuery(options), ...modelQuery(model) };
     const res = await this.invoke(
       { route: 'classify', query, ...trace },
       encodeFrame(tensor),
@@ -142,7 +143,7 @@ export class SageMakerBackend implements Backend {
 
   async manifest(trace?: RequestTrace, model?: ModelName): Promise<ModelManifest> {
     const res = await this.invoke(
-      { route: 'manifest', ...named(model), ...trace },
+      { route: 'manifest', ...modelQuery(model), ...trace },
       new Uint8Array(),
       'application/json',
       'application/json',
@@ -152,7 +153,7 @@ export class SageMakerBackend implements Backend {
 
   async prototypeImage(id: number, trace?: RequestTrace, model?: ModelName): Promise<Uint8Array | null> {
     const res = await this.invoke(
-      { route: 'prototype-image', id: String(id), ...named(model), ...trace },
+      { route: 'prototype-image', id: String(id), ...modelQuery(model), ...trace },
       new Uint8Array(),
       'application/json',
       'image/png',
@@ -174,9 +175,4 @@ export class SageMakerBackend implements Backend {
     );
     return this.answer(res, ModelList, 'model list');
   }
-}
-
-/** `model` for the attributes, absent for the default (invocationAttributes then writes no model=). */
-function named(model: ModelName | undefined): { model?: string } {
-  return model === undefined ? {} : { model };
 }
