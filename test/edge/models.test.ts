@@ -44,12 +44,11 @@ function recorded(backend: Backend = real()) {
   return { backend: wrapped, calls };
 }
 
-const classify = (app: ReturnType<typeof createApp>, query = '') =>
-  call(app, `/v1/classify${query}`, {
-    method: 'POST',
-    body: image,
-    headers: { ...auth(), 'content-type': 'image/png' },
-  });
+/** The test PNG posted as an upload, with the suite's key. */
+const upload = { method: 'POST', body: image, headers: { ...auth(), 'content-type': 'image/png' } };
+
+const classify = (app: ReturnType<typeof createApp>, query = '', e = env) =>
+  call(app, `/v1/classify${query}`, upload, e);
 
 /** The explanation id the edge must give `image` under `m`, from the backend's own preprocessing. */
 const expectedId = (m: typeof tiny) => {
@@ -114,10 +113,7 @@ describe('POST /v1/classify?model=', () => {
   it("answers a model no one serves with the backend's 404 naming the served ones, on every route", async () => {
     const app = createApp();
     for (const [path, init] of [
-      [
-        '/v1/classify?model=no-such-model',
-        { method: 'POST', body: image, headers: { ...auth(), 'content-type': 'image/png' } },
-      ],
+      ['/v1/classify?model=no-such-model', upload],
       ['/v1/model?model=no-such-model', {}],
       [`/v1/prototypes/${tiny.prototype.id}/image?model=no-such-model`, {}],
     ] as const) {
@@ -135,10 +131,7 @@ describe('POST /v1/classify?model=', () => {
     const { backend, calls } = recorded();
     const app = createApp({ backend: () => backend });
     for (const [path, init] of [
-      [
-        '/v1/classify?model=Not_A_Name',
-        { method: 'POST', body: image, headers: { ...auth(), 'content-type': 'image/png' } },
-      ],
+      ['/v1/classify?model=Not_A_Name', upload],
       ['/v1/model?model=-parts', {}],
       [`/v1/prototypes/${tiny.prototype.id}/image?model=${'a'.repeat(49)}`, {}],
     ] as const) {
@@ -258,36 +251,14 @@ describe("each model's manifest in the isolate", () => {
         }),
     });
     const short = { ...env, MANIFEST_TTL_SECONDS: '1' };
-    const known = Explanation.parse(
-      await (
-        await call(
-          app,
-          '/v1/classify?model=parts',
-          {
-            method: 'POST',
-            body: image,
-            headers: { ...auth(), 'content-type': 'image/png' },
-          },
-          short,
-        )
-      ).json(),
-    );
+    const known = Explanation.parse(await (await classify(app, '?model=parts', short)).json());
     const list = await (await call(app, '/v1/models', {}, short)).json();
     down = true;
     await new Promise((r) => setTimeout(r, 1100)); // past the manifest TTL: every read goes to the backend
     const stale = await call(app, '/v1/model?model=parts', {}, short);
     expect(stale.status).toBe(200);
     expect(ModelManifest.parse(await stale.json()).version).toBe(parts.version);
-    const hit = await call(
-      app,
-      '/v1/classify?model=parts',
-      {
-        method: 'POST',
-        body: image,
-        headers: { ...auth(), 'content-type': 'image/png' },
-      },
-      short,
-    );
+    const hit = await classify(app, '?model=parts', short);
     expect([hit.status, hit.headers.get('x-cache')]).toEqual([200, 'HIT']);
     expect(Explanation.parse(await hit.json()).id).toBe(known.id);
     expect(await (await call(app, '/v1/models', {}, short)).json()).toEqual(list);
