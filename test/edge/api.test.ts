@@ -13,7 +13,7 @@ import { createApp } from '../../edge/src/app';
 import type { Backend } from '../../edge/src/transport/backend';
 import { HttpBackend } from '../../edge/src/transport/http';
 import { auth, env, OTHER_KEY } from './env';
-import { call, frameBody } from './requests';
+import { appWithBackendSwitch, call, frameBody } from './requests';
 import { input } from './transport-contract';
 import { worker } from './worker';
 
@@ -226,18 +226,10 @@ describe('keys, limits and bad input', () => {
 
 describe('backend down', () => {
   it('answers 503 for new inputs while cached explanations keep being served', async () => {
-    let down = false;
-    const app = createApp({
-      backend: (cfg) =>
-        new HttpBackend({
-          baseUrl: down ? 'http://127.0.0.1:9' : cfg.BACKEND_URL!,
-          secret: cfg.PROTOPOOL_HMAC_SECRET,
-          timeoutMs: 2000,
-        }),
-    });
+    const { app, takeDown } = appWithBackendSwitch();
     const known = input(40);
     const e = Explanation.parse(await (await call(app, '/v1/classify', frameBody(known))).json());
-    down = true;
+    takeDown();
     const fresh = await call(app, '/v1/classify', frameBody(input(41)));
     expect(fresh.status).toBe(503);
     expect(ApiError.parse(await fresh.json()).error).toMatchObject({

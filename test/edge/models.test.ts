@@ -15,7 +15,7 @@ import { ManifestCache } from '../../edge/src/manifest-cache';
 import type { Backend } from '../../edge/src/transport/backend';
 import { HttpBackend } from '../../edge/src/transport/http';
 import { auth, env } from './env';
-import { call, frameBody } from './requests';
+import { appWithBackendSwitch, call, frameBody } from './requests';
 import { input, inputOf } from './transport-contract';
 import { worker } from './worker';
 
@@ -241,19 +241,11 @@ describe("each model's manifest in the isolate", () => {
   });
 
   it("falls back to a model's last manifest only while the backend does not answer", async () => {
-    let down = false;
-    const app = createApp({
-      backend: (cfg) =>
-        new HttpBackend({
-          baseUrl: down ? 'http://127.0.0.1:9' : cfg.BACKEND_URL!,
-          secret: cfg.PROTOPOOL_HMAC_SECRET,
-          timeoutMs: 2000,
-        }),
-    });
+    const { app, takeDown } = appWithBackendSwitch();
     const short = { ...env, MANIFEST_TTL_SECONDS: '1' };
     const known = Explanation.parse(await (await classify(app, '?model=parts', short)).json());
     const list = await (await call(app, '/v1/models', {}, short)).json();
-    down = true;
+    takeDown();
     await new Promise((r) => setTimeout(r, 1100)); // past the manifest TTL: every read goes to the backend
     const stale = await call(app, '/v1/model?model=parts', {}, short);
     expect(stale.status).toBe(200);
