@@ -143,7 +143,7 @@ export class ProtoPoolModel {
     if (!net) {
       const f = this.features.getLayer(ADDON_LAYER).input as tf.SymbolicTensor;
       const outputs = layer ? [this.features.getLayer(layer).output as tf.SymbolicTensor, f] : [f];
-      // Shares every layer with `features`, as the shallow twins do.
+      // Shares every layer (and so every weight) with `features`: training one trains the other.
       net = tf.model({ inputs: this.features.inputs, outputs });
       this.backbones.set(key, net);
     }
@@ -169,9 +169,6 @@ export class ProtoPoolModel {
     });
   }
 
-  /** The same layers with a second output at `layer` (an early, shallow map), built once per layer name. */
-  private withShallow = new Map<string, tf.LayersModel>();
-
   /** `forward`, plus the map at backbone layer `layer` and the latents z, for the feature-alignment loss. */
   forwardWithShallow(
     x: tf.Tensor4D,
@@ -179,24 +176,14 @@ export class ProtoPoolModel {
     training: boolean,
     layer: string,
   ): ForwardResult & { shallow: tf.Tensor4D; z: tf.Tensor4D } {
-    let twin = this.withShallow.get(layer);
-    if (!twin) {
-      const shallow = this.features.getLayer(layer).output as tf.SymbolicTensor;
-      // Shares every layer (and so every weight) with `features`: training one trains the other.
-      twin = tf.model({ inputs: this.features.inputs, outputs: [shallow, this.features.outputs[0]!] });
-      this.withShallow.set(layer, twin);
-    }
-    const net = twin;
     return tf.tidy(() => {
-      const [shallow, z] = net.apply(x, { training }) as [tf.Tensor4D, tf.Tensor4D];
-      const q = this.head.assignment(mode);
-      return { ...this.head.forward(z, q), q, shallow, z };
+      const { f, shallow } = this.backboneFeatures(x, training, layer);
+      return { ...this.forwardFromBackbone(f, mode, training), shallow: shallow! };
     });
   }
 
   dispose(): void {
-    // The twins own no weights of their own; disposing `features` frees them.
-    this.withShallow.clear();
+    // The backbone twins own no weights of their own; disposing `features` frees them.
     this.backbones.clear();
     this.frozen?.dispose();
     this.features.dispose();
