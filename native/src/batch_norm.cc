@@ -22,7 +22,8 @@ Rows rowsOf(const Napi::Value& x, const Napi::Value& channels) {
 // Rows per block of the per-channel sums below: fixed, so the sums do not depend on the thread count.
 constexpr int64_t kBlockRows = 256;
 
-// Whether a pass over `total` elements is worth a parallel region (memory-bound: a visit is cheap).
+// Whether a pass over `total` elements is worth a parallel region: an element visit counted as 16
+// multiply-adds' worth of time (memory-bound), so from ~250k elements on.
 bool parallelPass(int64_t total) { return threadsFor(static_cast<double>(total) * 16) > 1; }
 
 // K per-channel sums over every row: each block of kBlockRows rows fills its own partial sums (in parallel),
